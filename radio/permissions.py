@@ -1,0 +1,41 @@
+"""Station-scoped access for the API: viewer reads, editor writes, admin manages."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import permissions
+from rest_framework.exceptions import PermissionDenied
+
+from radio.models import Role, Station
+from radio.services import has_role, role_of
+
+
+def station_from_view(view) -> Station:
+    station = getattr(view, "_station", None)
+    if station is None:
+        station = get_object_or_404(Station, slug=view.kwargs["station_slug"])
+        view._station = station
+    return station
+
+
+class StationRole(permissions.BasePermission):
+    """Members read; writes need `write_role` (editor unless the view says admin).
+
+    A user who is not a member of the station is refused everything on it.
+    """
+
+    message = "You are not a member of this station."
+
+    def has_permission(self, request, view) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        station = station_from_view(view)
+        role = role_of(request.user, station)
+        if role is None:
+            raise PermissionDenied(self.message)
+        if request.method in permissions.SAFE_METHODS:
+            return has_role(request.user, station, getattr(view, "read_role", Role.VIEWER))
+        needed = getattr(view, "write_role", Role.EDITOR)
+        if not has_role(request.user, station, needed):
+            raise PermissionDenied(f"This needs the {Role(needed).label.lower()} role on this station.")
+        return True
