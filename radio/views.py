@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from radio.health import health_report
-from radio.models import Membership, Notification, Role, Station
+from radio.models import AuditEntry, Membership, Notification, Role, Station
 from radio.permissions import StationRole, station_from_view
 from radio.serializers import (
     AuditEntrySerializer,
@@ -95,6 +95,7 @@ class MembershipViewSet(StationScopedMixin, viewsets.ModelViewSet):
     """Who may do what on this station. Only the station's admins see and change it."""
 
     serializer_class = MembershipSerializer
+    queryset = Membership.objects.none()  # for the schema; get_queryset scopes to the station
     read_role = Role.ADMIN
     write_role = Role.ADMIN
     filterset_fields = ["role"]
@@ -126,6 +127,7 @@ class NotificationViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.Crea
     """Messages for the station's operators. Editors post notices; members read."""
 
     serializer_class = NotificationSerializer
+    queryset = Notification.objects.none()
     filterset_fields = ["level", "source"]
     ordering_fields = ["created_at"]
 
@@ -144,6 +146,7 @@ class AuditViewSet(StationScopedMixin, viewsets.ReadOnlyModelViewSet):
     """The station's audit journal: who changed what. Admins only."""
 
     serializer_class = AuditEntrySerializer
+    queryset = AuditEntry.objects.none()
     read_role = Role.ADMIN
     filterset_fields = ["action", "object_type", "object_id"]
     ordering_fields = ["created_at"]

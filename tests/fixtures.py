@@ -1,0 +1,118 @@
+"""Shared fixtures: stations, users with roles, API clients, real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from radio.models import Membership, Role, Station
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = [
+    "station", "other_station", "make_user", "api_client", "process_env", "spawn",
+    "celery_worker",
+]
+
+
+@pytest.fixture
+def station(db) -> Station:
+    return Station.objects.create(name="Radio Kol", slug="kol", time_zone="Asia/Jerusalem")
+
+
+@pytest.fixture
+def other_station(db) -> Station:
+    return Station.objects.create(name="Other FM", slug="other", time_zone="Europe/London")
+
+
+@pytest.fixture
+def make_user(db) -> Callable:
+    counter = iter(range(1, 10_000))
+
+    def make(role: Role | None = None, station: Station | None = None, **extra):
+        User = get_user_model()
+        user = User.objects.create_user(username=extra.pop("username", f"user{next(counter)}"),
+                                        password="pw-Secret-123", **extra)
+        if role is not None:
+            Membership.objects.create(user=user, station=station, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def process_env() -> dict[str, str]:
+    """Environment for a subprocess that must use this test's database and Redis."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    base = env["DATABASE_URL"].rsplit("/", 1)[0]
+    env["DATABASE_URL"] = f"{base}/{connection.settings_dict['NAME']}"
+    env["DJANGO_SETTINGS_MODULE"] = "settings.test"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def spawn(process_env) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `python manage.py …` subprocesses; all are stopped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *args], env=process_env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker() -> Iterator[subprocess.Popen]:
+    """A real Celery worker process consuming every queue through the test Redis."""
+    from radio.celery_heartbeat import KEY_PREFIX, redis_client
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="settings.test", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "settings", "worker", "--pool", "solo",
+         "-Q", "default,sync,analysis,notify", "--hostname", "tests@%h", "--loglevel", "WARNING",
+         "--without-mingle", "--without-gossip"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    client = redis_client()
+    deadline = time.monotonic() + 60
+    while not any(client.scan_iter(match=KEY_PREFIX + "tests@*")):
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited: {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("celery worker did not start within 60 s")
+        time.sleep(0.1)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
