@@ -94,8 +94,27 @@ class StationScopedAdmin(admin.ModelAdmin):
 
 
 class MembershipInline(admin.TabularInline):
+    """Roles on the station; only its admins see or change them."""
+
     model = Membership
     extra = 1
+
+    def _is_station_admin(self, request, station) -> bool:
+        if station is None:
+            return request.user.is_superuser
+        return has_role(request.user, station, Role.ADMIN)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._is_station_admin(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._is_station_admin(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._is_station_admin(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._is_station_admin(request, obj)
 
 
 @admin.register(Station)

@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from social_core.backends.google import GoogleOAuth2 as _GoogleOAuth2
+from social_core.exceptions import AuthException
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,16 @@ class GoogleOAuth2(_GoogleOAuth2):
         return self._endpoint("/o/oauth2/auth", super().authorization_url())
 
     def access_token_url(self) -> str:
-        return self._endpoint("/token", super().access_token_url())
+        return self._endpoint("/o/oauth2/token", super().access_token_url())
 
     def revoke_token_url(self, token, uid) -> str:
-        return self._endpoint("/revoke", super().revoke_token_url(token, uid))
+        return self._endpoint("/o/oauth2/revoke", super().revoke_token_url(token, uid))
+
+    def auth_url(self) -> str:
+        key, secret = self.get_key_and_secret()
+        if not (key and secret):
+            raise AuthException(self, "Google sign-in is not configured on this station.")
+        return super().auth_url()
 
     def user_data(self, access_token, *args, **kwargs):
         if not settings.GOOGLE_OAUTH_ENDPOINT:
