@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.utils.translation import gettext_lazy as _
 
-from radio.models import ROLE_RANK, AuditEntry, Membership, Notification, Role, Station, WorkerHeartbeat
+from radio.models import (
+    ROLE_RANK,
+    AuditEntry,
+    Membership,
+    Notification,
+    Role,
+    Station,
+    WorkerHeartbeat,
+)
 from radio.services import (
     audit_record,
     has_role,
