@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
     os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
     os.environ.setdefault("ONAIR_HTTPS", "false")
+    os.environ["DB_CONN_MAX_AGE"] = "0"  # no connection outlives a request or a test
     import django
 
     django.setup()

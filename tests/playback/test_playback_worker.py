@@ -54,7 +54,10 @@ def test_workers_of_different_stations_run_side_by_side(station, other_station, 
     wait_for(lambda: _running_beat(station.slug) and _running_beat(other_station.slug))
 
 
-def test_a_crashed_workers_lease_is_taken_over_once_stale(station, spawn, settings):
+def test_a_crashed_workers_lease_is_taken_over_once_stale(station, spawn, process_env):
+    # Long enough that a new process surely starts inside it, even on a busy machine.
+    stale = 10.0
+    process_env["PLAYBACK_STALE_SECONDS"] = str(stale)
     crashed = spawn("playback_worker", "--station", station.slug)
     wait_for(lambda: _running_beat(station.slug))
     crashed.kill()  # no clean release: the lease stays held until it goes stale
@@ -62,8 +65,8 @@ def test_a_crashed_workers_lease_is_taken_over_once_stale(station, spawn, settin
     old = _running_beat(station.slug)
     too_soon = spawn("playback_worker", "--station", station.slug)
     assert too_soon.wait(timeout=30) == 3  # the lease still looks alive
-    time.sleep(max(0.0, settings.PLAYBACK_STALE_SECONDS
-                   - (time.time() - old.beat_at.timestamp())) + 0.5)
+    assert time.time() - old.beat_at.timestamp() < stale
+    time.sleep(max(0.0, stale - (time.time() - old.beat_at.timestamp())) + 0.5)
     replacement = spawn("playback_worker", "--station", station.slug)
     beat = wait_for(lambda: (b := _running_beat(station.slug)) and b.owner != old.owner and b)
     assert replacement.poll() is None
