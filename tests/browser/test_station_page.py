@@ -60,6 +60,10 @@ def browser(monkeypatch):
         )
         yield chromium
         chromium.close()
+        # ORM calls made while Playwright's loop ran used their own connection: close it.
+        from django.db import connections
+
+        connections.close_all()
 
 
 def _sign_in(browser, url: str, username: str):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework.authtoken.models import Token
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://localhost")
 
 
-@sync_to_async
+@database_sync_to_async
 def _session_cookie(user) -> bytes:
     client = Client()
     client.force_login(user)
@@ -40,7 +40,7 @@ async def test_anonymous_socket_is_refused(station):
 
 
 async def test_member_gets_a_snapshot_then_group_messages(station, make_user):
-    viewer = await sync_to_async(make_user)(Role.VIEWER, station)
+    viewer = await database_sync_to_async(make_user)(Role.VIEWER, station)
     communicator, connected, _ = await _connect(station.slug, (b"cookie", await _session_cookie(viewer)))
     assert connected
     snapshot = await communicator.receive_json_from(timeout=5)
@@ -55,11 +55,11 @@ async def test_member_gets_a_snapshot_then_group_messages(station, make_user):
 
 
 async def test_notice_posted_by_a_service_reaches_the_socket(station, make_user):
-    editor = await sync_to_async(make_user)(Role.EDITOR, station)
+    editor = await database_sync_to_async(make_user)(Role.EDITOR, station)
     communicator, connected, _ = await _connect(station.slug, (b"cookie", await _session_cookie(editor)))
     assert connected
     await communicator.receive_json_from(timeout=5)  # snapshot
-    await sync_to_async(notification_post)(station=station, message="Newsflash at :30",
+    await database_sync_to_async(notification_post)(station=station, message="Newsflash at :30",
                                            actor=editor)
     message = await communicator.receive_json_from(timeout=5)
     assert message["type"] == "notification"
@@ -69,7 +69,7 @@ async def test_notice_posted_by_a_service_reaches_the_socket(station, make_user)
 
 
 async def test_member_of_another_station_is_refused(station, other_station, make_user):
-    outsider = await sync_to_async(make_user)(Role.ADMIN, other_station)
+    outsider = await database_sync_to_async(make_user)(Role.ADMIN, other_station)
     communicator, connected, code = await _connect(station.slug,
                                                    (b"cookie", await _session_cookie(outsider)))
     assert not connected
@@ -78,7 +78,7 @@ async def test_member_of_another_station_is_refused(station, other_station, make
 
 
 async def test_foreign_origin_is_refused_even_with_a_session(station, make_user):
-    viewer = await sync_to_async(make_user)(Role.VIEWER, station)
+    viewer = await database_sync_to_async(make_user)(Role.VIEWER, station)
     communicator = WebsocketCommunicator(
         application, f"/ws/stations/{station.slug}/",
         headers=[(b"origin", b"https://evil.example"), (b"cookie", await _session_cookie(viewer))],
@@ -89,8 +89,8 @@ async def test_foreign_origin_is_refused_even_with_a_session(station, make_user)
 
 
 async def test_program_connects_with_an_api_token(station, make_user):
-    bot = await sync_to_async(make_user)(Role.VIEWER, station)
-    token = await sync_to_async(Token.objects.create)(user=bot)
+    bot = await database_sync_to_async(make_user)(Role.VIEWER, station)
+    token = await database_sync_to_async(Token.objects.create)(user=bot)
     communicator, connected, _ = await _connect(
         station.slug, (b"authorization", f"Token {token.key}".encode()))
     assert connected
