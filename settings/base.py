@@ -18,7 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from settings.env import (
+from settings.env import (  # noqa: I001
     env_bool,
     env_choice,
     env_float,
@@ -202,6 +202,27 @@ if GOOGLE_SERVICE_ACCOUNT_FILE and not Path(GOOGLE_SERVICE_ACCOUNT_FILE).is_file
         f"GOOGLE_SERVICE_ACCOUNT_FILE={GOOGLE_SERVICE_ACCOUNT_FILE!r} is not a readable file."
     )
 GOOGLE_API_ENDPOINT = env_url("GOOGLE_API_ENDPOINT", "", schemes=("http", "https"))
+# Key that encrypts stored Google OAuth refresh tokens (Fernet, 32 url-safe base64 bytes):
+# `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`.
+ONAIR_TOKEN_KEY = env_str("ONAIR_TOKEN_KEY", "")
+# The watched Drive folder of the default station (more roots can be added in the admin).
+GOOGLE_DRIVE_ROOT_FOLDER = env_str("GOOGLE_DRIVE_ROOT_FOLDER", "")
+DRIVE_SYNC_INTERVAL = env_float("DRIVE_SYNC_INTERVAL", 300.0, minimum=10.0)
+GMAIL_IMPORT_INTERVAL = env_float("GMAIL_IMPORT_INTERVAL", 600.0, minimum=10.0)
+GMAIL_QUERY = env_str("GMAIL_QUERY", "has:attachment is:unread")
+GMAIL_PROCESSED_LABEL = env_str("GMAIL_PROCESSED_LABEL", "OnAir/Processed")
+GMAIL_UPLOAD_TO_DRIVE = env_bool("GMAIL_UPLOAD_TO_DRIVE", False)
+# Google API calls: retries of 429/5xx/timeouts (with exponential backoff and jitter).
+GOOGLE_API_RETRIES = env_int("GOOGLE_API_RETRIES", 5, minimum=0)
+GOOGLE_API_TIMEOUT = env_float("GOOGLE_API_TIMEOUT", 60.0, minimum=1.0)
+
+# --- Library files --------------------------------------------------------
+MEDIA_ROOT = Path(env_str("ONAIR_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
+LIBRARY_MAX_UPLOAD_MB = env_int("LIBRARY_MAX_UPLOAD_MB", 500, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# ffmpeg for analysis: Debian's when installed, else the imageio-ffmpeg wheel's binary.
+FFMPEG_BINARY = env_str("FFMPEG_BINARY", "")
 
 # --- Redis, Channels, Celery ---------------------------------------------
 REDIS_SOCKET = VAR_DIR / "redis.sock"

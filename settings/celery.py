@@ -29,13 +29,24 @@ app.conf.task_routes = {
 
 # Every entry expires just under its period, so runs cannot pile up while a
 # worker is down. Beat does housekeeping and sync only, never on-air timing.
-app.conf.beat_schedule = {
-    "playback-watchdog": {
-        "task": "radio.tasks.playback_watchdog",
-        "schedule": 30.0,
-        "options": {"expires": 25.0},
-    },
-}
+def _every(seconds: float) -> dict:
+    return {"schedule": seconds, "options": {"expires": max(1.0, seconds * 0.9)}}
+
+
+def _beat_schedule() -> dict:
+    from django.conf import settings
+
+    return {
+        "playback-watchdog": {"task": "radio.tasks.playback_watchdog", **_every(30.0)},
+        "drive-sync": {"task": "library.tasks.drive_sync_all", **_every(settings.DRIVE_SYNC_INTERVAL)},
+        "gmail-import": {"task": "library.tasks.gmail_import_all",
+                         **_every(settings.GMAIL_IMPORT_INTERVAL)},
+    }
+
+
+@app.on_after_configure.connect
+def _install_beat_schedule(sender, **kwargs) -> None:
+    sender.conf.beat_schedule = _beat_schedule()
 
 app.autodiscover_tasks()
 

@@ -1,0 +1,214 @@
+"""Library rules shared by Drive sync, Gmail import, uploads, folder import, admin and API."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from library import storage, tags
+from library.models import Genre, Track
+from radio.models import Station
+from radio.services import audit_record, snapshot
+
+logger = logging.getLogger(__name__)
+
+
+class ImportRejected(Exception):
+    """A file that cannot become a track, with a reason a person can act on."""
+
+
+def genre_for(station: Station, name: str | None) -> Genre | None:
+    name = (name or "").strip()
+    if not name:
+        return None
+    genre = Genre.objects.filter(station=station, name__iexact=name).first()
+    return genre or Genre.objects.create(station=station, name=name[:100])
+
+
+def track_apply(track: Track, values: dict[str, Any]) -> list[str]:
+    """Set automatic values, skipping fields a person edited by hand. Returns what changed."""
+    changed = []
+    for field, value in values.items():
+        if field in track.edited_fields:
+            continue
+        if getattr(track, field) != value:
+            setattr(track, field, value)
+            changed.append(field)
+    return changed
+
+
+def _tag_values(station: Station, info: tags.AudioInfo, original_name: str) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "title": (info.title or Path(original_name).stem)[:300],
+        "duration": info.duration,
+        "bitrate": info.bitrate,
+        "sample_rate": info.sample_rate,
+        "mime_type": info.mime_type,
+    }
+    if info.artist:
+        values["artist"] = info.artist[:300]
+    if info.album:
+        values["album"] = info.album[:300]
+    if info.year:
+        values["year"] = info.year
+    if info.language:
+        values["language"] = info.language[:16]
+    if info.genre:
+        values["genre"] = genre_for(station, info.genre)
+    return values
+
+
+def _store_cover(station: Station, info: tags.AudioInfo) -> str:
+    if not info.cover:
+        return ""
+    ext = ".png" if "png" in info.cover_mime else ".jpg"
+    rel, _md5, _size = storage.store(station.slug, ext, lambda w: w.write(info.cover))
+    return rel
+
+
+def track_attach_file(track: Track, *, rel: str, md5: str, size: int,
+                      original_name: str, hints: dict[str, Any] | None = None) -> list[str]:
+    """Point the track at a cached file and read its tags. Hints (folder conventions,
+    classification) win over tags; hand edits win over both. The caller saves."""
+    path = storage.absolute(rel)
+    info = tags.read(path)
+    values = _tag_values(track.station, info, original_name)
+    values.update(hints or {})
+    changed = track_apply(track, values)
+    for field, value in (("file", rel), ("file_checksum", md5), ("size", size)):
+        if getattr(track, field) != value:
+            setattr(track, field, value)
+            changed.append(field)
+    if not track.checksum:
+        track.checksum = md5
+        changed.append("checksum")
+    cover = _store_cover(track.station, info)
+    if cover and cover != track.cover:
+        track.cover = cover
+        changed.append("cover")
+    if "file" in changed:
+        track.analysis, track.analysis_error = Track.Analysis.PENDING, ""
+        changed += ["analysis", "analysis_error"]
+    return changed
+
+
+def track_import_file(
+    *,
+    station: Station,
+    path: Path,
+    source: str,
+    source_id: str = "",
+    original_name: str = "",
+    source_path: str = "",
+    hints: dict[str, Any] | None = None,
+    actor=None,
+) -> Track:
+    """Bring a local audio file into the library (upload, folder, Gmail).
+
+    Idempotent on (station, source, source_id): importing the same source again
+    updates that track. Raises ImportRejected when the content is not audio.
+    """
+    original_name = original_name or path.name
+    try:
+        tags.read(path)
+    except tags.NotAudio as exc:
+        raise ImportRejected(f"{original_name}: {exc}") from exc
+    rel, md5, size = storage.store_copy(station.slug, path, Path(original_name).suffix or path.suffix)
+    with transaction.atomic():
+        track = None
+        if source_id:
+            track = (Track.objects.select_for_update()
+                     .filter(station=station, source=source, source_id=source_id).first())
+        created = track is None
+        if created:
+            track = Track(station=station, source=source, source_id=source_id, title=original_name)
+        before = None if created else snapshot(track)
+        track.checksum = md5
+        track.source_path = source_path or original_name
+        track.missing_since = None
+        track_attach_file(track, rel=rel, md5=md5, size=size, original_name=original_name,
+                          hints=hints)
+        track.save()
+        if actor is not None:
+            audit_record(actor=actor, station=station,
+                         action="track.import" if created else "track.reimport",
+                         obj=track, before=before, after=snapshot(track))
+        track_id = track.pk
+        transaction.on_commit(lambda: track_enqueue_analysis(track_id))
+    logger.info("station=%s track=%s imported from %s %s", station.slug, track.pk, source,
+                source_id or original_name)
+    return track
+
+
+def track_enqueue_analysis(track_id: int) -> None:
+    from library.tasks import analyse_track
+
+    try:
+        analyse_track.delay(track_id)
+    except Exception:  # noqa: BLE001 - broker down: the track stays pending, re-analysis picks it up
+        logger.warning("track=%s analysis not queued: broker unavailable", track_id, exc_info=True)
+
+
+def track_analyse(*, track: Track) -> Track:
+    """Measure the cached file; flag it unplayable (never queued for air) with the reason."""
+    from library.analysis import Unplayable, analyse_file
+
+    if not storage.exists(track.file):
+        track.analysis, track.analysis_error = Track.Analysis.FAILED, "no cached file"
+        track.save(update_fields=["analysis", "analysis_error"])
+        return track
+    try:
+        result = analyse_file(storage.absolute(track.file))
+    except Unplayable as exc:
+        track.analysis, track.analysis_error = Track.Analysis.FAILED, str(exc)[:2000]
+        track.save(update_fields=["analysis", "analysis_error"])
+        logger.warning("track=%s unplayable: %s", track.pk, exc)
+        return track
+    track_apply(track, {"cue_in": result.cue_in, "cue_out": result.cue_out})
+    track.duration = result.duration
+    track.loudness_lufs = result.loudness_lufs
+    track.true_peak_dbtp = result.true_peak_dbtp
+    track.analysis, track.analysis_error = Track.Analysis.OK, ""
+    track.save()
+    return track
+
+
+def track_update(*, actor, track: Track, data: dict[str, Any]) -> Track:
+    """A person's edit: the fields become hand-edited and syncs leave them alone."""
+    with transaction.atomic():
+        before = snapshot(track)
+        edited = set(track.edited_fields)
+        for field, value in data.items():
+            setattr(track, field, value)
+            if field in Track.EDITABLE_FIELDS:
+                edited.add(field)
+        track.edited_fields = sorted(edited)
+        track.full_clean(exclude=["file", "cover"])
+        track.save()
+        audit_record(actor=actor, station=track.station, action="track.update", obj=track,
+                     before=before, after=snapshot(track))
+    return track
+
+
+def track_mark_missing(track: Track) -> bool:
+    if track.missing_since is None:
+        track.missing_since = timezone.now()
+        return True
+    return False
+
+
+def duplicate_checksums(station: Station) -> QuerySet:
+    """Checksums held by more than one track: the same file twice."""
+    return (Track.objects.filter(station=station).exclude(checksum="")
+            .values("checksum").annotate(n=Count("id")).filter(n__gt=1).order_by("-n"))
+
+
+def likely_duplicates(station: Station) -> QuerySet:
+    """Normalised artist + title held by more than one track: probably the same song."""
+    return (Track.objects.filter(station=station).exclude(dedupe_key="|")
+            .values("dedupe_key").annotate(n=Count("id")).filter(n__gt=1).order_by("-n"))
