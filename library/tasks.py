@@ -20,3 +20,37 @@ def analyse_track(track_id: int) -> dict:
         return {"track": track_id, "status": "gone"}
     track = track_analyse(track=track)
     return {"track": track_id, "status": track.analysis}
+
+
+@shared_task(name="library.tasks.drive_sync", ignore_result=True)
+def drive_sync(station_id: int, user_id: int | None = None) -> dict:
+    """One Drive sync of a station: full crawl first time, changes feed after, then downloads."""
+    from library.drive import drive_sync_run
+    from radio.models import Station
+
+    station = Station.objects.filter(pk=station_id).first()
+    if station is None:
+        return {"station": station_id, "status": "gone"}
+    run = drive_sync_run(station=station, triggered_by_id=user_id)
+    return {"station": station_id, "run": run.pk if run else None,
+            "status": run.status if run else "skipped"}
+
+
+@shared_task(name="library.tasks.drive_sync_all", ignore_result=True)
+def drive_sync_all() -> dict:
+    """Beat: queue a sync for every station that watches a Drive folder."""
+    from library.models import DriveFolder
+
+    ids = list(DriveFolder.objects.filter(is_root=True).values_list("station_id", flat=True)
+               .distinct())
+    for station_id in ids:
+        drive_sync.delay(station_id)
+    return {"stations": ids}
+
+
+def drive_sync_request(*, station, actor=None) -> None:
+    """Ask for a sync now (admin button, API). Queued after the caller's transaction."""
+    from django.db import transaction
+
+    user_id = actor.pk if actor is not None and actor.is_authenticated else None
+    transaction.on_commit(lambda: drive_sync.delay(station.pk, user_id))

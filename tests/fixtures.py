@@ -90,11 +90,19 @@ def spawn(process_env) -> Iterator[Callable[..., subprocess.Popen]]:
 
 
 @pytest.fixture(scope="session")
-def celery_worker() -> Iterator[subprocess.Popen]:
-    """A real Celery worker process consuming every queue through the test Redis."""
+def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process consuming every queue through the test Redis.
+
+    It uses the test database, so tasks that touch rows see what a test
+    committed (use `django_db(transaction=True)` in such tests).
+    """
+    from django.db import connection
+
     from radio.celery_heartbeat import KEY_PREFIX, redis_client
 
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="settings.test", PYTHONUNBUFFERED="1")
+    base = env["DATABASE_URL"].rsplit("/", 1)[0]
+    env["DATABASE_URL"] = f"{base}/{connection.settings_dict['NAME']}"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "settings", "worker", "--pool", "solo",
          "-Q", "default,sync,analysis,notify", "--hostname", "tests@%h", "--loglevel", "WARNING",

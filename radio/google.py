@@ -1,0 +1,102 @@
+"""Access to Google APIs for a station: credentials, encryption of stored tokens, clients.
+
+Credentials come from a service-account key file (GOOGLE_SERVICE_ACCOUNT_FILE) or
+from an OAuth refresh token an admin connected for the station, stored encrypted
+with ONAIR_TOKEN_KEY. GOOGLE_API_ENDPOINT aims the real client at another server
+(the tests' fake Google): the client then fetches that server's discovery
+document, so every URL, uploads included, goes there over plain HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import google_auth_httplib2
+import httplib2
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from google.oauth2 import credentials as oauth_credentials
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+
+logger = logging.getLogger(__name__)
+
+SCOPES = [
+    "https://www.googleapis.com/auth/drive",
+    "https://www.googleapis.com/auth/gmail.modify",
+    "https://www.googleapis.com/auth/calendar.readonly",
+]
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+
+
+class GoogleNotConfigured(Exception):
+    """No way to reach Google for this station: says what a person must do."""
+
+
+def _fernet() -> Fernet:
+    key = settings.ONAIR_TOKEN_KEY
+    if not key:
+        raise ImproperlyConfigured(
+            "ONAIR_TOKEN_KEY is required to store Google tokens: generate one with "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+        )
+    try:
+        return Fernet(key.encode())
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured("ONAIR_TOKEN_KEY is not a valid Fernet key.") from exc
+
+
+def encrypt_token(token: str) -> str:
+    return _fernet().encrypt(token.encode()).decode()
+
+
+def decrypt_token(blob: str) -> str:
+    try:
+        return _fernet().decrypt(blob.encode()).decode()
+    except InvalidToken as exc:
+        raise GoogleNotConfigured(
+            "The stored Google token cannot be decrypted (was ONAIR_TOKEN_KEY changed?): "
+            "reconnect Google in the admin."
+        ) from exc
+
+
+def token_uri() -> str:
+    if settings.GOOGLE_OAUTH_ENDPOINT:
+        return settings.GOOGLE_OAUTH_ENDPOINT.rstrip("/") + "/o/oauth2/token"
+    return GOOGLE_TOKEN_URI
+
+
+def station_credentials(station) -> Any:
+    """The credentials a station's syncs use; raises GoogleNotConfigured with a next step."""
+    from library.models import GoogleCredential
+
+    connected = GoogleCredential.objects.filter(station=station).first()
+    if connected is not None:
+        return oauth_credentials.Credentials(
+            token=None,
+            refresh_token=decrypt_token(connected.refresh_token_encrypted),
+            client_id=settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY,
+            client_secret=settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET,
+            token_uri=token_uri(),
+            scopes=connected.scopes or SCOPES,
+        )
+    if settings.GOOGLE_SERVICE_ACCOUNT_FILE:
+        return service_account.Credentials.from_service_account_file(
+            settings.GOOGLE_SERVICE_ACCOUNT_FILE, scopes=SCOPES)
+    raise GoogleNotConfigured(
+        f"Station {station.slug} has no Google access: set GOOGLE_SERVICE_ACCOUNT_FILE or "
+        "connect a Google account in the admin (Library → Google connections)."
+    )
+
+
+def google_service(api: str, version: str, credentials: Any):
+    """A google-api-python-client Resource for `api`/`version` with a request timeout."""
+    http = google_auth_httplib2.AuthorizedHttp(
+        credentials, http=httplib2.Http(timeout=settings.GOOGLE_API_TIMEOUT))
+    if settings.GOOGLE_API_ENDPOINT:
+        base = settings.GOOGLE_API_ENDPOINT.rstrip("/")
+        return build(api, version, http=http, static_discovery=False, cache_discovery=False,
+                     discoveryServiceUrl=f"{base}/discovery/v1/apis/{{api}}/{{apiVersion}}/rest")
+    return build(api, version, http=http, static_discovery=True, cache_discovery=False)
