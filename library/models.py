@@ -223,6 +223,9 @@ class SyncCursor(models.Model):
         constraints = [models.UniqueConstraint(fields=["station", "source"],
                                                name="synccursor_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.source}@{self.station_id}: {self.token}"
+
 
 class GoogleCredential(models.Model):
     """An OAuth refresh token an admin connected for a station, stored encrypted."""

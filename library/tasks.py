@@ -54,3 +54,32 @@ def drive_sync_request(*, station, actor=None) -> None:
 
     user_id = actor.pk if actor is not None and actor.is_authenticated else None
     transaction.on_commit(lambda: drive_sync.delay(station.pk, user_id))
+
+
+@shared_task(name="library.tasks.gmail_import", ignore_result=True)
+def gmail_import(station_id: int) -> dict:
+    from library.gmail import gmail_import_run
+    from radio.models import Station
+
+    station = Station.objects.filter(pk=station_id).first()
+    if station is None:
+        return {"station": station_id, "status": "gone"}
+    run = gmail_import_run(station=station)
+    return {"station": station_id, "status": run.status if run else "skipped"}
+
+
+@shared_task(name="library.tasks.gmail_import_all", ignore_result=True)
+def gmail_import_all() -> dict:
+    """Beat: Gmail import for stations that can reach Google."""
+    from django.conf import settings
+
+    from library.models import GoogleCredential
+    from radio.models import Station
+
+    if settings.GOOGLE_SERVICE_ACCOUNT_FILE:
+        ids = list(Station.objects.values_list("pk", flat=True))
+    else:
+        ids = list(GoogleCredential.objects.values_list("station_id", flat=True))
+    for station_id in ids:
+        gmail_import.delay(station_id)
+    return {"stations": ids}

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from library import google_connect
 from radio import pages
 from radio.views import healthz
 
@@ -15,6 +16,8 @@ urlpatterns = [
     path("stations/<slug:station_slug>/", pages.station_page, name="station"),
     path("stations/<slug:station_slug>/notices", pages.station_notice, name="station-notice"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/google/connect/<slug:station_slug>/", google_connect.connect_start, name="google-connect"),
+    path("admin/google/callback/", google_connect.connect_callback, name="google-connect-callback"),
     path("admin/", admin.site.urls),
     path("auth/", include("social_django.urls", namespace="social")),
     path("healthz", healthz, name="healthz"),

@@ -1,0 +1,227 @@
+"""Gmail import: audio attachments become tracks, once each, or wait for a person's review.
+
+Idempotent on message id + MIME part id (Gmail changes attachment ids on every
+read). Classification rules (ClassificationRule, Hebrew and English defaults)
+look at the subject, file name and sender; a confident match imports at once,
+anything else waits in the admin's review queue. Processed mail is labelled
+`OnAir/Processed` and marked read.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import tempfile
+from email.utils import parsedate_to_datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from googleapiclient.errors import HttpError
+
+from library import storage
+from library.models import ClassificationRule, Genre, GmailImport, SyncRun, Track
+from library.services import ImportRejected, track_import_file
+from library.tags import AUDIO_EXTENSIONS
+from radio.google import GoogleNotConfigured, google_service, station_credentials
+from radio.notify import MessageType, station_notify
+from radio.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RULES = [
+    # (field, pattern, kind)
+    ("subject", "פרסומת", Track.Kind.COMMERCIAL), ("filename", "פרסומת", Track.Kind.COMMERCIAL),
+    ("subject", "commercial", Track.Kind.COMMERCIAL), ("filename", "commercial", Track.Kind.COMMERCIAL),
+    ("subject", "advert", Track.Kind.COMMERCIAL),
+    ("subject", "ג'ינגל", Track.Kind.JINGLE), ("filename", "ג'ינגל", Track.Kind.JINGLE),
+    ("subject", "jingle", Track.Kind.JINGLE), ("filename", "jingle", Track.Kind.JINGLE),
+    ("subject", "מבזק", Track.Kind.NEWSFLASH), ("subject", "newsflash", Track.Kind.NEWSFLASH),
+    ("subject", "תוכנית", Track.Kind.SHOW), ("subject", "episode", Track.Kind.SHOW),
+    ("subject", "סמפל", Track.Kind.SAMPLE), ("subject", "sample", Track.Kind.SAMPLE),
+    ("subject", "שיר", Track.Kind.SONG), ("subject", "new song", Track.Kind.SONG),
+]
+
+
+def rules_ensure_defaults(station) -> None:
+    if not ClassificationRule.objects.filter(station=station).exists():
+        ClassificationRule.objects.bulk_create(
+            ClassificationRule(station=station, field=field, pattern=pattern, kind=kind,
+                               priority=100 + i)
+            for i, (field, pattern, kind) in enumerate(DEFAULT_RULES))
+
+
+def classify(station, *, subject: str, filename: str, sender: str) -> tuple[str, Genre | None, bool, str]:
+    """(kind, genre, confident, reason). Confident: rules agree on one kind."""
+    texts = {"subject": subject.casefold(), "filename": filename.casefold(), "sender": sender.casefold()}
+    kinds: dict[str, str] = {}
+    genre = None
+    for rule in ClassificationRule.objects.filter(station=station).select_related("genre"):
+        if rule.pattern.casefold() in texts[rule.field]:
+            if rule.kind:
+                kinds.setdefault(rule.kind, f"{rule.get_field_display()} contains “{rule.pattern}”")
+            if rule.genre and genre is None:
+                genre = rule.genre
+    if len(kinds) == 1:
+        kind, reason = next(iter(kinds.items()))
+        return kind, genre, True, reason
+    if not kinds:
+        return "", genre, False, "no rule matched"
+    return next(iter(kinds)), genre, False, "rules disagree: " + ", ".join(sorted(kinds))
+
+
+class Gmail:
+    def __init__(self, service, run: SyncRun) -> None:
+        self.users = service.users()
+        self.run = run
+
+    def execute(self, request) -> dict[str, Any]:
+        self.run.requests += 1
+        return request.execute(num_retries=settings.GOOGLE_API_RETRIES)
+
+    def message_ids(self, query: str) -> list[str]:
+        ids, token = [], None
+        while True:
+            page = self.execute(self.users.messages().list(userId="me", q=query, pageToken=token,
+                                                           maxResults=100))
+            ids += [m["id"] for m in page.get("messages", [])]
+            token = page.get("nextPageToken")
+            if not token:
+                return ids
+
+    def label_id(self, name: str) -> str:
+        labels = self.execute(self.users.labels().list(userId="me")).get("labels", [])
+        for label in labels:
+            if label["name"] == name:
+                return label["id"]
+        created = self.execute(self.users.labels().create(
+            userId="me", body={"name": name, "labelListVisibility": "labelShow",
+                               "messageListVisibility": "show"}))
+        return created["id"]
+
+
+def _headers(payload: dict[str, Any]) -> dict[str, str]:
+    return {h["name"].lower(): h["value"] for h in payload.get("headers", [])}
+
+
+def _audio_parts(payload: dict[str, Any]):
+    stack = [payload]
+    while stack:
+        part = stack.pop(0)
+        stack.extend(part.get("parts", []))
+        name = part.get("filename") or ""
+        body = part.get("body", {})
+        if name and body.get("attachmentId") and (
+                PurePosixPath(name).suffix.lower() in AUDIO_EXTENSIONS
+                or part.get("mimeType", "").startswith("audio/")):
+            yield part
+
+
+def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int]) -> None:
+    message = gmail.execute(gmail.users.messages().get(userId="me", id=message_id, format="full"))
+    payload = message.get("payload", {})
+    headers = _headers(payload)
+    subject, sender = headers.get("subject", ""), headers.get("from", "")
+    try:
+        received = parsedate_to_datetime(headers["date"]) if headers.get("date") else None
+    except (TypeError, ValueError):
+        received = None
+    for part in _audio_parts(payload):
+        part_id, filename = part.get("partId", ""), part["filename"]
+        if GmailImport.objects.filter(station=station, message_id=message_id, part_id=part_id).exists():
+            counts["already"] = counts.get("already", 0) + 1
+            continue
+        data = gmail.execute(gmail.users.messages().attachments().get(
+            userId="me", messageId=message_id, id=part["body"]["attachmentId"]))
+        raw = base64.urlsafe_b64decode(data["data"] + "=" * (-len(data["data"]) % 4))
+        kind, genre, confident, reason = classify(station, subject=subject, filename=filename,
+                                                  sender=sender)
+        item = GmailImport(station=station, message_id=message_id, part_id=part_id, filename=filename[:300],
+                           sender=sender[:300], subject=subject[:500], received_at=received,
+                           suggested_kind=kind, suggested_genre=genre, reason=reason)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / (PurePosixPath(filename).name or "attachment")
+            path.write_bytes(raw)
+            if confident:
+                try:
+                    item.track = track_import_file(
+                        station=station, path=path, source=Track.Source.GMAIL,
+                        source_id=f"{message_id}:{part_id}", original_name=filename,
+                        source_path=f"Gmail: {subject}",
+                        hints={"kind": kind, **({"genre": genre} if genre else {})})
+                    item.status, item.checksum = GmailImport.Status.IMPORTED, item.track.checksum
+                except ImportRejected as exc:
+                    item.status, item.reason = GmailImport.Status.FAILED, str(exc)
+            else:
+                item.stash, item.checksum, _size = storage.store_copy(station.slug, path)
+                item.status = GmailImport.Status.REVIEW
+        item.save()
+        counts[item.status] = counts.get(item.status, 0) + 1
+        logger.info("station=%s gmail message=%s part=%s %s: %s", station.slug, message_id, part_id,
+                    item.status, item.reason)
+
+
+def gmail_import_run(*, station) -> SyncRun | None:
+    lock = f"onair:gmail-import:{station.pk}"
+    if not cache.add(lock, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
+        return None
+    run = SyncRun.objects.create(station=station, kind=SyncRun.Kind.GMAIL)
+    counts: dict[str, int] = {}
+    try:
+        rules_ensure_defaults(station)
+        gmail = Gmail(google_service("gmail", "v1", station_credentials(station)), run)
+        label = gmail.label_id(settings.GMAIL_PROCESSED_LABEL)
+        query = f"{settings.GMAIL_QUERY} -label:{settings.GMAIL_PROCESSED_LABEL}"
+        for message_id in gmail.message_ids(query):
+            import_message(gmail, station, message_id, counts)
+            # Only after every part is recorded: a crash before this re-reads the mail,
+            # and the (message, part) records keep the import idempotent.
+            gmail.execute(gmail.users.messages().modify(
+                userId="me", id=message_id, body={"addLabelIds": [label], "removeLabelIds": ["UNREAD"]}))
+            counts["messages"] = counts.get("messages", 0) + 1
+        run.status = SyncRun.Status.OK
+    except GoogleNotConfigured as exc:
+        run.status, run.error = SyncRun.Status.FAILED, str(exc)
+    except HttpError as exc:
+        run.status = SyncRun.Status.FAILED
+        run.error = (f"Google refused access to Gmail (HTTP {exc.resp.status}): reconnect Google in the "
+                     "admin with the Gmail permission." if exc.resp.status in (401, 403)
+                     else f"Gmail answered HTTP {exc.resp.status} after retries.")
+    except (OSError, TimeoutError) as exc:
+        run.status, run.error = SyncRun.Status.FAILED, f"Could not reach Gmail: {exc}"
+    finally:
+        cache.delete(lock)
+        run.counts, run.finished_at = counts, timezone.now()
+        run.save()
+        station_notify(station.slug, MessageType.LIBRARY_SYNC,
+                       {"run": run.pk, "kind": run.kind, "status": run.status, "counts": counts,
+                        "error": run.error})
+    return run
+
+
+def gmail_review_approve(*, item: GmailImport, kind: str, genre: Genre | None, actor) -> Track:
+    """A person decided what the attachment is: import it with that kind and genre."""
+    if item.status != GmailImport.Status.REVIEW:
+        raise ImportRejected(f"{item.filename} is not waiting for review ({item.get_status_display()}).")
+    with transaction.atomic():
+        track = track_import_file(
+            station=item.station, path=storage.absolute(item.stash), source=Track.Source.GMAIL,
+            source_id=f"{item.message_id}:{item.part_id}", original_name=item.filename,
+            source_path=f"Gmail: {item.subject}", actor=actor,
+            hints={"kind": kind, **({"genre": genre} if genre else {})})
+        item.status, item.track = GmailImport.Status.IMPORTED, track
+        item.decided_by, item.decided_at = actor, timezone.now()
+        item.save()
+    return track
+
+
+def gmail_review_reject(*, item: GmailImport, actor) -> None:
+    with transaction.atomic():
+        item.status = GmailImport.Status.REJECTED
+        item.decided_by, item.decided_at = actor, timezone.now()
+        item.save()
+        audit_record(actor=actor, station=item.station, action="gmail.reject", obj=item,
+                     after={"filename": item.filename, "subject": item.subject})
