@@ -132,8 +132,11 @@ class Track(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.dedupe_key = f"{normalise(self.artist)}|{normalise(self.title)}"
-        if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "dedupe_key", "updated_at"}
+        fields = kwargs.get("update_fields")
+        if fields is not None:
+            # Only a save that writes artist or title may write the key derived from them.
+            extra = {"dedupe_key"} if {"artist", "title"} & set(fields) else set()
+            kwargs["update_fields"] = {*fields, *extra, "updated_at"}
         super().save(*args, **kwargs)
 
     @property

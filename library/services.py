@@ -169,12 +169,17 @@ def track_analyse(*, track: Track) -> Track:
         track.save(update_fields=["analysis", "analysis_error"])
         logger.warning("track=%s unplayable: %s", track.pk, exc)
         return track
-    track_apply(track, {"cue_in": result.cue_in, "cue_out": result.cue_out})
+    # The decode can take minutes: a person may have edited the track meanwhile. Re-read
+    # what they marked as edited (and artist/title, which save() derives dedupe_key from)
+    # and write only measured fields, so no edit is lost.
+    track.refresh_from_db(fields=["edited_fields", "artist", "title"])
+    changed = track_apply(track, {"cue_in": result.cue_in, "cue_out": result.cue_out})
     track.duration = result.duration
     track.loudness_lufs = result.loudness_lufs
     track.true_peak_dbtp = result.true_peak_dbtp
     track.analysis, track.analysis_error = Track.Analysis.OK, ""
-    track.save()
+    track.save(update_fields=[*changed, "duration", "loudness_lufs", "true_peak_dbtp", "analysis",
+                              "analysis_error"])
     return track
 
 

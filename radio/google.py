@@ -93,8 +93,11 @@ def station_credentials(station) -> Any:
 
 def google_service(api: str, version: str, credentials: Any):
     """A google-api-python-client Resource for `api`/`version` with a request timeout."""
-    http = google_auth_httplib2.AuthorizedHttp(
-        credentials, http=httplib2.Http(timeout=settings.GOOGLE_API_TIMEOUT))
+    raw = httplib2.Http(timeout=settings.GOOGLE_API_TIMEOUT)
+    # Resumable uploads answer each chunk "308 Resume Incomplete" without a Location:
+    # not a redirect (googleapiclient.http.build_http does the same).
+    raw.redirect_codes = raw.redirect_codes - {308}
+    http = google_auth_httplib2.AuthorizedHttp(credentials, http=raw)
     if settings.GOOGLE_API_ENDPOINT:
         base = settings.GOOGLE_API_ENDPOINT.rstrip("/")
         return build(api, version, http=http, static_discovery=False, cache_discovery=False,

@@ -3,6 +3,14 @@
 The real clients (social-core for sign-in, google-api-python-client for the
 APIs) are aimed here through the settings' endpoint overrides. Each area of
 Google is a small route table; faults can be injected per path prefix.
+
+The APIs' discovery documents (the ones shipped with googleapiclient) are served
+with their root URL rewritten to this server, so a client built with
+`discoveryServiceUrl=f"{fake.url}/discovery/v1/apis/{{api}}/{{apiVersion}}/rest"`
+sends every request, media uploads included, here over plain HTTP. Drive v3 lives
+in `drive.py` (`fake.drive`), Gmail v1 in `gmail.py` (`fake.gmail`); both demand
+`Authorization: Bearer <token>` with a token the fake issued or was told about
+(`allow_token`).
 """
 
 from __future__ import annotations
@@ -10,13 +18,17 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
+
+import googleapiclient
 
 
 @dataclass
@@ -33,12 +45,111 @@ class Request:
     def form(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
 
+    def header(self, name: str, default: str = "") -> str:
+        """A request header, whatever case the client spelled it in (httplib2 lowercases)."""
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), default)
+
+    def json(self) -> dict:
+        return json.loads(self.body or b"{}")
+
 
 @dataclass
 class Response:
     status: int = 200
     body: bytes | dict | list = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Send the full Content-Length but hang up after this many body bytes.
+    truncate_at: int | None = None
+
+
+_STATUS = {400: ("INVALID_ARGUMENT", "badRequest"), 401: ("UNAUTHENTICATED", "authError"),
+           403: ("PERMISSION_DENIED", "forbidden"), 404: ("NOT_FOUND", "notFound"),
+           409: ("ALREADY_EXISTS", "conflict"), 410: ("FAILED_PRECONDITION", "gone"),
+           416: ("OUT_OF_RANGE", "requestedRangeNotSatisfiable"),
+           429: ("RESOURCE_EXHAUSTED", "rateLimitExceeded"), 500: ("INTERNAL", "backendError"),
+           503: ("UNAVAILABLE", "backendError")}
+
+
+def google_error(status: int, message: str, reason: str | None = None,
+                 location: str | None = None) -> Response:
+    """An error in the JSON shape Google APIs answer with."""
+    name, default_reason = _STATUS.get(status, ("UNKNOWN", "unknown"))
+    detail: dict[str, str] = {"message": message, "domain": "global",
+                              "reason": reason or default_reason}
+    if location:
+        detail.update(location=location, locationType="parameter")
+    return Response(status, {"error": {"code": status, "message": message, "errors": [detail],
+                                       "status": name}})
+
+
+# --- `fields`, the partial-response parameter every Google API takes -------------
+# "nextPageToken,files(id,name)", "*", "changes/file/id"
+
+_FIELD_NAME = re.compile(r"\s*([\w*]+(?:/[\w*]+)*)\s*")
+
+
+def parse_fields(text: str) -> dict[str, Any]:
+    """A tree {name: subtree or None (= everything)}."""
+    tree, pos = _parse_field_list(text, 0)
+    if pos != len(text):
+        raise ValueError(f"Invalid field selection {text}")
+    return tree
+
+
+def _parse_field_list(text: str, pos: int) -> tuple[dict[str, Any], int]:
+    tree: dict[str, Any] = {}
+    while True:
+        match = _FIELD_NAME.match(text, pos)
+        if not match:
+            raise ValueError(f"Invalid field selection {text}")
+        path, pos = match.group(1).split("/"), match.end()
+        sub = None
+        if text.startswith("(", pos):
+            sub, pos = _parse_field_list(text, pos + 1)
+            if not text.startswith(")", pos):
+                raise ValueError(f"Invalid field selection {text}")
+            pos = len(text) - len(text[pos + 1:].lstrip())
+        node: dict[str, Any] | None = tree
+        for part in path[:-1]:
+            if node is None:
+                break
+            node = node.setdefault(part, {})
+        if node is not None:
+            if sub is None or node.get(path[-1], {}) is None:
+                node[path[-1]] = None
+            else:
+                node.setdefault(path[-1], {}).update(sub)
+        if not text.startswith(",", pos):
+            return tree, pos
+        pos += 1
+
+
+def apply_fields(value: Any, tree: dict[str, Any] | None) -> Any:
+    """Keep only the selected keys ("*" keeps all at its level)."""
+    if tree is None:
+        return value
+    if isinstance(value, list):
+        return [apply_fields(item, tree) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {key: apply_fields(item, tree.get(key)) for key, item in value.items()
+            if key in tree or "*" in tree}
+
+
+_DISCOVERY_DIR = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
+_discovery_cache: dict[str, dict] = {}
+
+
+def discovery_document(api: str, version: str) -> dict | None:
+    """The discovery document googleapiclient ships for api/version (loaded once)."""
+    key = f"{api}.{version}"
+    if key not in _discovery_cache:
+        path = _DISCOVERY_DIR / f"{key}.json"
+        if not re.fullmatch(r"[\w.]+", key) or not path.exists():
+            return None
+        _discovery_cache[key] = json.loads(path.read_text())
+    return _discovery_cache[key]
 
 
 @dataclass
@@ -61,10 +172,21 @@ class FakeGoogle:
         # Sign-in: the Google account the next consent screen "chooses".
         self.next_identity: dict[str, Any] | None = None
         self.codes: dict[str, dict[str, Any]] = {}
+        self.code_scopes: dict[str, str] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self._discovery: dict[str, bytes] = {}
         self._add_oauth_routes()
+        self.route("GET", r"/discovery/v1/apis/(?P<api>[^/]+)/(?P<version>[^/]+)/rest",
+                   self._discovery_route)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        from tests.fakes.drive import FakeDrive
+        from tests.fakes.gmail import FakeGmail
+
+        self.drive = FakeDrive(self)
+        self.gmail = FakeGmail(self)
 
     @property
     def url(self) -> str:
@@ -82,12 +204,65 @@ class FakeGoogle:
         self.routes.append((method, re.compile(pattern + r"$"), handler))
 
     def inject(self, prefix: str, status: int, times: int = 1, delay: float = 0.0) -> None:
-        """The next `times` requests under `prefix` answer `status` (after `delay` s)."""
+        """The next `times` requests under `prefix` answer `status` (after `delay` s).
+
+        A status below 400 only delays: the request is then answered as usual.
+        """
         with self.lock:
             self.faults.append(Fault(prefix, status, times, delay))
 
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for r in self.requests if r.method == method and r.path.startswith(prefix))
+
+    # --- API access tokens -------------------------------------------------
+
+    def allow_token(self, token: str) -> None:
+        """Accept `Authorization: Bearer <token>` on the API routes."""
+        with self.lock:
+            self.tokens[token] = {}
+
+    def issue_refresh_token(self) -> str:
+        """A refresh token the token endpoint will exchange for access tokens."""
+        refresh = "1//" + secrets.token_urlsafe(32)
+        with self.lock:
+            self.refresh_tokens[refresh] = {}
+        return refresh
+
+    def revoke_all(self) -> None:
+        """Forget every access token (refresh tokens stay good): APIs answer 401."""
+        with self.lock:
+            self.tokens.clear()
+
+    def _new_access_token(self, identity: dict[str, Any]) -> str:
+        access = "ya29." + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[access] = identity
+        return access
+
+    def authorized(self, handler: Callable[..., Response]) -> Callable[..., Response]:
+        """Wrap an API route: a known Bearer token or 401 in Google's shape."""
+        def check(req: Request, **kwargs: str) -> Response:
+            scheme, _, token = req.header("Authorization").partition(" ")
+            if scheme.lower() != "bearer" or token not in self.tokens:
+                resp = google_error(
+                    401, "Request had invalid authentication credentials. Expected OAuth 2 "
+                    "access token, login cookie or other valid authentication credential.")
+                resp.headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/"'
+                return resp
+            return handler(req, **kwargs)
+        return check
+
+    def _discovery_route(self, req: Request, api: str, version: str) -> Response:
+        if f"{api}.{version}" not in self._discovery:
+            doc = discovery_document(api, version)
+            if doc is None:
+                return google_error(404, f"no discovery document for {api} {version}")
+            root = self.url + "/"
+            doc = {**doc, "rootUrl": root, "mtlsRootUrl": root,
+                   "baseUrl": root + doc.get("servicePath", "")}
+            self._discovery[f"{api}.{version}"] = json.dumps(doc).encode()
+        return Response(200, self._discovery[f"{api}.{version}"],
+                        {"Content-Type": "application/json; charset=UTF-8"})
 
     # --- OAuth 2 sign-in ---------------------------------------------------
 
@@ -106,22 +281,37 @@ class FakeGoogle:
                 return Response(400, {"error": "no account chosen in the fake"})
             code = secrets.token_urlsafe(8)
             self.codes[code] = self.next_identity
+            self.code_scopes[code] = req.arg("scope") or "openid email profile"
             target = req.arg("redirect_uri") or ""
             params = urlencode({"code": code, "state": req.arg("state", "")})
             return Response(302, headers={"Location": f"{target}?{params}"})
 
         def token(req: Request) -> Response:
             form = req.form()
-            identity = self.codes.pop(form.get("code", ""), None)
+            if form.get("grant_type") == "refresh_token":
+                identity = self.refresh_tokens.get(form.get("refresh_token", ""))
+                if identity is None:
+                    return Response(400, {"error": "invalid_grant",
+                                          "error_description": "Token has been expired or revoked."})
+                body = {"access_token": self._new_access_token(identity), "token_type": "Bearer",
+                        "expires_in": 3599}
+                if form.get("scope"):
+                    body["scope"] = form["scope"]
+                return Response(200, body)
+            code = form.get("code", "")
+            identity = self.codes.pop(code, None)
             if identity is None:
                 return Response(400, {"error": "invalid_grant"})
-            access = secrets.token_urlsafe(16)
-            self.tokens[access] = identity
-            return Response(200, {"access_token": access, "token_type": "Bearer",
-                                  "expires_in": 3599, "scope": "openid email profile"})
+            refresh = "1//" + secrets.token_urlsafe(32)
+            with self.lock:
+                self.refresh_tokens[refresh] = identity
+            return Response(200, {"access_token": self._new_access_token(identity),
+                                  "refresh_token": refresh, "token_type": "Bearer",
+                                  "expires_in": 3599,
+                                  "scope": self.code_scopes.pop(code, "openid email profile")})
 
         def userinfo(req: Request) -> Response:
-            access = req.headers.get("Authorization", "").removeprefix("Bearer ")
+            access = req.header("Authorization").removeprefix("Bearer ")
             identity = self.tokens.get(access)
             if identity is None:
                 return Response(401, {"error": "invalid_token"})
@@ -142,13 +332,24 @@ class FakeGoogle:
                 fault.remaining -= 1
         if fault is not None:
             time.sleep(fault.delay)
-            return Response(fault.status, {"error": {"code": fault.status,
-                                                     "message": "injected fault"}})
+            if fault.status >= 400:
+                return google_error(fault.status, f"injected fault ({fault.status})")
         for method, pattern, handler in self.routes:
             match = pattern.match(req.path)
             if method == req.method and match:
-                return handler(req, **match.groupdict())
+                return self._partial(req, handler(req, **match.groupdict()))
         return Response(404, {"error": {"code": 404, "message": f"no fake for {req.path}"}})
+
+    @staticmethod
+    def _partial(req: Request, resp: Response) -> Response:
+        """Honour `fields` on any JSON answer (Drive also checks names against its schema)."""
+        fields = req.arg("fields")
+        if not fields or resp.status >= 300 or not isinstance(resp.body, dict):
+            return resp
+        try:
+            return Response(resp.status, apply_fields(resp.body, parse_fields(fields)), resp.headers)
+        except ValueError as exc:
+            return google_error(400, str(exc), "invalidParameter", "fields")
 
     def _handler_class(self):
         fake = self
@@ -166,13 +367,22 @@ class FakeGoogle:
                 body = resp.body
                 if isinstance(body, (dict, list)):
                     body = json.dumps(body).encode()
-                    resp.headers.setdefault("Content-Type", "application/json")
-                self.send_response(resp.status)
-                for key, value in resp.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    resp.headers.setdefault("Content-Type", "application/json; charset=UTF-8")
+                try:
+                    self.send_response(resp.status)
+                    for key, value in resp.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if resp.truncate_at is None:
+                        self.wfile.write(body)
+                    else:  # a connection dropped mid-body
+                        self.wfile.write(body[:resp.truncate_at])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): nothing to tell it
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
