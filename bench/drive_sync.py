@@ -33,7 +33,7 @@ def main() -> None:
     from tests.servers import PostgresServer, RedisServer
 
     postgres, redis_server = PostgresServer(), RedisServer()
-    os.environ["DATABASE_URL"] = postgres.start()
+    os.environ["DATABASE_URL"] = postgres.start().rsplit("/", 1)[0] + "/postgres"
     os.environ["REDIS_URL"] = redis_server.start()
     os.environ.update(DJANGO_SETTINGS_MODULE="settings.base", SECRET_KEY="bench-" + "x" * 50,
                       ALLOWED_HOSTS="localhost", ONAIR_VAR_DIR=tempfile.mkdtemp(prefix="onair-bench-"),

@@ -25,12 +25,12 @@ _KIND_WORDS = {
 }
 
 
-def _fold(name: str) -> str:
+def fold(name: str) -> str:
     # Hebrew geresh comes as ׳, ’ or ' depending on the keyboard.
     return re.sub(r"[׳’`´]", "'", name).strip().casefold()
 
 
-KIND_BY_FOLDER = {_fold(word): kind for kind, words in _KIND_WORDS.items() for word in words}
+KIND_BY_FOLDER = {fold(word): kind for kind, words in _KIND_WORDS.items() for word in words}
 _BATCH = re.compile(r"^batch[\s_-]*(\d+)$|^מקבץ[\s_-]*(\d+)$", re.IGNORECASE)
 
 
@@ -39,7 +39,7 @@ def classify(parts: Sequence[str]) -> dict[str, Any]:
     hints: dict[str, Any] = {}
     if not parts:
         return hints
-    kind = KIND_BY_FOLDER.get(_fold(parts[0]))
+    kind = KIND_BY_FOLDER.get(fold(parts[0]))
     if kind is None:
         return hints
     hints["kind"] = kind

@@ -20,10 +20,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaFileUpload
 
-from library import storage
-from library.models import ClassificationRule, Genre, GmailImport, SyncRun, Track
+from library import conventions, storage
+from library.drive_tree import FOLDER_MIME
+from library.models import ClassificationRule, DriveFolder, Genre, GmailImport, SyncRun, Track
 from library.services import ImportRejected, track_import_file
 from library.tags import AUDIO_EXTENSIONS
 from radio.google import GoogleNotConfigured, google_service, station_credentials
@@ -120,7 +123,58 @@ def _audio_parts(payload: dict[str, Any]):
             yield part
 
 
-def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int]) -> None:
+KIND_FOLDER_NAMES = {
+    Track.Kind.SONG: "Songs", Track.Kind.SHOW: "Shows", Track.Kind.COMMERCIAL: "Commercials",
+    Track.Kind.JINGLE: "Jingles", Track.Kind.SAMPLE: "Samples", Track.Kind.NEWSFLASH: "News",
+}
+
+
+class DriveUploader:
+    """Puts imported attachments into the station's Drive, so Drive stays the source of truth."""
+
+    def __init__(self, station, run: SyncRun) -> None:
+        self.station = station
+        self.run = run
+        self.files = google_service("drive", "v3", station_credentials(station)).files()
+
+    def execute(self, request) -> dict[str, Any]:
+        self.run.requests += 1
+        return request.execute(num_retries=settings.GOOGLE_API_RETRIES)
+
+    def kind_folder(self, kind: str) -> tuple[DriveFolder, str]:
+        """The top folder for `kind` under the first watched root (created when absent)."""
+        root = DriveFolder.objects.filter(station=self.station, is_root=True).order_by("pk").first()
+        if root is None:
+            raise GoogleNotConfigured("No watched Drive folder to upload Gmail attachments into.")
+        for folder in DriveFolder.objects.filter(station=self.station, parent_id=root.folder_id,
+                                                 trashed=False):
+            if conventions.KIND_BY_FOLDER.get(conventions.fold(folder.name)) == kind:
+                return folder, folder.name
+        name = KIND_FOLDER_NAMES[kind]
+        created = self.execute(self.files.create(
+            body={"name": name, "mimeType": FOLDER_MIME, "parents": [root.folder_id]}, fields="id,name"))
+        folder = DriveFolder.objects.create(station=self.station, folder_id=created["id"], name=name,
+                                            parent_id=root.folder_id)
+        return folder, name
+
+    def upload(self, track: Track, path: Path, filename: str) -> None:
+        folder, folder_name = self.kind_folder(track.kind)
+        media = MediaFileUpload(str(path), mimetype=track.mime_type or "application/octet-stream",
+                                resumable=True, chunksize=8 * 1024 * 1024)
+        created = self.execute(self.files.create(
+            body={"name": filename, "parents": [folder.folder_id]}, media_body=media,
+            fields="id,md5Checksum,modifiedTime"))
+        if created.get("md5Checksum") and created["md5Checksum"] != track.checksum:
+            raise storage.ChecksumMismatch(track.checksum, created["md5Checksum"])
+        # From now on the track is the Drive file: syncs update it instead of adding a copy.
+        Track.objects.filter(pk=track.pk).update(
+            source=Track.Source.DRIVE, source_id=created["id"], source_parent=folder.folder_id,
+            source_path=f"{folder_name}/{filename}",
+            source_modified=parse_datetime(created["modifiedTime"]) if created.get("modifiedTime") else None)
+
+
+def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int],
+                   uploader: DriveUploader | None = None) -> None:
     message = gmail.execute(gmail.users.messages().get(userId="me", id=message_id, format="full"))
     payload = message.get("payload", {})
     headers = _headers(payload)
@@ -153,6 +207,9 @@ def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int
                         source_path=f"Gmail: {subject}",
                         hints={"kind": kind, **({"genre": genre} if genre else {})})
                     item.status, item.checksum = GmailImport.Status.IMPORTED, item.track.checksum
+                    if uploader is not None:
+                        uploader.upload(item.track, path, PurePosixPath(filename).name)
+                        counts["uploaded_to_drive"] = counts.get("uploaded_to_drive", 0) + 1
                 except ImportRejected as exc:
                     item.status, item.reason = GmailImport.Status.FAILED, str(exc)
             else:
@@ -175,8 +232,9 @@ def gmail_import_run(*, station) -> SyncRun | None:
         gmail = Gmail(google_service("gmail", "v1", station_credentials(station)), run)
         label = gmail.label_id(settings.GMAIL_PROCESSED_LABEL)
         query = f"{settings.GMAIL_QUERY} -label:{settings.GMAIL_PROCESSED_LABEL}"
+        uploader = DriveUploader(station, run) if settings.GMAIL_UPLOAD_TO_DRIVE else None
         for message_id in gmail.message_ids(query):
-            import_message(gmail, station, message_id, counts)
+            import_message(gmail, station, message_id, counts, uploader)
             # Only after every part is recorded: a crash before this re-reads the mail,
             # and the (message, part) records keep the import idempotent.
             gmail.execute(gmail.users.messages().modify(

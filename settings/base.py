@@ -309,6 +309,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several models have a "kind": name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "TrackKindEnum": "library.models.Track.Kind",
+        "SyncRunKindEnum": "library.models.SyncRun.Kind",
+    },
 }
 
 # --- Internationalisation -------------------------------------------------

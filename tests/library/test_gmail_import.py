@@ -87,3 +87,24 @@ def test_gmail_access_denied_is_a_failed_run_with_a_message(connected_station, f
     fake_google.inject("/gmail/v1/users/me/labels", 403, times=1)
     run = gmail_import_run(station=connected_station)
     assert run.status == SyncRun.Status.FAILED and "HTTP 403" in run.error
+
+
+def test_imported_attachment_is_uploaded_into_the_matching_drive_folder(
+        connected_station, drive_root, fake_google, mp3, settings):
+    from library.drive import drive_sync_run
+
+    settings.GMAIL_UPLOAD_TO_DRIVE = True
+    drive_sync_run(station=connected_station)  # knows the (empty) root
+    fake_google.gmail.add_message("sales@x.co.il", "פרסומת לחג", attachments=[
+        ("holiday.mp3", mp3("Holiday"), "audio/mpeg")])
+    run = gmail_import_run(station=connected_station)
+    assert run.status == SyncRun.Status.OK, run.error
+    assert run.counts.get("uploaded_to_drive") == 1
+    track = Track.objects.get()
+    uploaded = fake_google.drive.files[track.source_id]
+    folder = fake_google.drive.files[uploaded["parents"][0]]
+    assert folder["name"] == "Commercials" and uploaded["md5Checksum"] == track.checksum
+    assert (track.source, track.source_path) == ("drive", "Commercials/holiday.mp3")
+    # The next Drive sync recognises it: no second copy.
+    assert drive_sync_run(station=connected_station).status == SyncRun.Status.OK
+    assert Track.objects.count() == 1 and Track.objects.get().kind == "commercial"
