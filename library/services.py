@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +171,8 @@ def track_analyse(*, track: Track) -> Track:
         logger.warning("track=%s unplayable: %s", track.pk, exc)
         return track
     # The decode can take minutes: a person may have edited the track meanwhile. Re-read
-    # what they marked as edited (and artist/title, which save() derives dedupe_key from)
-    # and write only measured fields, so no edit is lost.
-    track.refresh_from_db(fields=["edited_fields", "artist", "title"])
+    # what they marked as edited and write only measured fields, so no edit is lost.
+    track.refresh_from_db(fields=["edited_fields"])
     changed = track_apply(track, {"cue_in": result.cue_in, "cue_out": result.cue_out})
     track.duration = result.duration
     track.loudness_lufs = result.loudness_lufs
@@ -217,3 +217,30 @@ def likely_duplicates(station: Station) -> QuerySet:
     """Normalised artist + title held by more than one track: probably the same song."""
     return (Track.objects.filter(station=station).exclude(dedupe_key="|")
             .values("dedupe_key").annotate(n=Count("id")).filter(n__gt=1).order_by("-n"))
+
+
+def genre_create(*, actor, station: Station, name: str) -> Genre:
+    with transaction.atomic():
+        genre = Genre.objects.create(station=station, name=name)
+        audit_record(actor=actor, station=station, action="genre.add", obj=genre, after=snapshot(genre))
+    return genre
+
+
+DUPLICATE_GROUP_LIMIT = 200
+
+
+def _groups(station: Station, field: str, keys: list[str]) -> list[dict[str, Any]]:
+    rows = (Track.objects.filter(station=station, **{f"{field}__in": keys}).order_by("id")
+            .values("id", "title", "artist", "kind", "enabled", field))
+    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_key[row.pop(field)].append(row)
+    return [{"key": key, "count": len(by_key[key]), "tracks": by_key[key]} for key in keys]
+
+
+def duplicate_groups(station: Station) -> dict[str, list[dict[str, Any]]]:
+    """Tracks that are the same file, and tracks that are probably the same song."""
+    same = [row["checksum"] for row in duplicate_checksums(station)[:DUPLICATE_GROUP_LIMIT]]
+    likely = [row["dedupe_key"] for row in likely_duplicates(station)[:DUPLICATE_GROUP_LIMIT]]
+    return {"same_file": _groups(station, "checksum", same),
+            "likely": _groups(station, "dedupe_key", likely)}

@@ -24,10 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
     os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
     os.environ.setdefault("ONAIR_HTTPS", "false")
-    os.environ["DB_CONN_MAX_AGE"] = "0"
+    os.environ["DB_CONN_MAX_AGE"] = "0"  # no connection outlives a request or a test
     # var/ (media cache, beat schedule) in a private folder, never the checkout's.
     os.environ["ONAIR_VAR_DIR"] = tempfile.mkdtemp(prefix="onair-var-")
-    os.environ.setdefault("ONAIR_TOKEN_KEY", "7m0n7z4oGxN3n7oO3b0yQy3TQw6Q2bQ5cJ8Wb2a2dXM=")  # no connection outlives a request or a test
+    os.environ.setdefault("ONAIR_TOKEN_KEY", "7m0n7z4oGxN3n7oO3b0yQy3TQw6Q2bQ5cJ8Wb2a2dXM=")
     import django
 
     django.setup()

@@ -213,8 +213,9 @@ def test_an_edit_made_while_analysis_runs_is_kept(station, tmp_path):
     track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
                               original_name="song.mp3")
     in_worker = Track.objects.get(pk=track.pk)  # the worker loaded the row before the edit
-    Track.objects.filter(pk=track.pk).update(title="Edited title", cue_in=0.5,
-                                             edited_fields=["cue_in", "title"])
+    edited = Track.objects.get(pk=track.pk)  # a person saves an edit meanwhile
+    edited.title, edited.cue_in, edited.edited_fields = "Edited title", 0.5, ["cue_in", "title"]
+    edited.save()
 
     track_analyse(track=in_worker)
 
