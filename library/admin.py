@@ -168,8 +168,24 @@ class TrackAdmin(LibraryAdmin):
                                    "updated_at"]}),
     ]
 
+    change_list_template = "admin/library/track/change_list.html"
+
     def has_add_permission(self, request) -> bool:
-        return False  # tracks arrive by Drive sync, Gmail, upload (API) or folder import
+        return False  # tracks arrive by Drive sync, Gmail, upload (below) or folder import
+
+    def get_urls(self):
+        from library.admin_upload import upload_view
+
+        def view(request):
+            return upload_view(self, request, editable_stations(request.user))
+
+        return [path("upload/", self.admin_site.admin_view(view), name="library_track_upload"),
+                *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}),
+                         "can_upload": editable_stations(request.user).exists()}
+        return super().changelist_view(request, extra_context)
 
     def get_ordering(self, request):
         return DuplicateFilter.ORDERING.get(request.GET.get(DuplicateFilter.parameter_name),

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
@@ -17,6 +18,11 @@ from radio.models import Station
 from radio.services import audit_record, snapshot
 
 logger = logging.getLogger(__name__)
+
+
+def upload_limit_bytes() -> int:
+    """LIBRARY_MAX_UPLOAD_MB in bytes (a fraction of a MB works, which tests rely on)."""
+    return int(float(settings.LIBRARY_MAX_UPLOAD_MB) * 1024 * 1024)
 
 
 class ImportRejected(Exception):

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.db import IntegrityError
@@ -48,6 +47,7 @@ from library.services import (
     genre_create,
     track_import_file,
     track_update,
+    upload_limit_bytes,
 )
 from radio.views import StationScopedMixin
 
@@ -55,11 +55,6 @@ logger = logging.getLogger(__name__)
 
 # Room for the multipart envelope and the small fields around the file itself.
 UPLOAD_ENVELOPE_BYTES = 64 * 1024
-
-
-def upload_limit_bytes() -> int:
-    """LIBRARY_MAX_UPLOAD_MB in bytes (a fraction of a MB works, which tests rely on)."""
-    return int(float(settings.LIBRARY_MAX_UPLOAD_MB) * 1024 * 1024)
 
 
 # --- Serving files with HTTP ranges ---------------------------------------------

@@ -225,3 +225,46 @@ def test_library_admin_pages_render_for_a_superuser(station, other_station, make
     syncs = client.get("/admin/library/syncrun/").content.decode()
     assert 'id="sync-now-station"' in syncs and "new: 2" in syncs  # two stations: choose one
     assert client.get("/admin/library/syncrun/sync-now/").status_code == 405
+
+
+# --- upload from the admin ---------------------------------------------------------------
+
+def test_editor_uploads_audio_in_the_admin(station, make_user, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from library import storage
+    from tests.library.audio import make_tone
+
+    editor = make_user(Role.EDITOR, station, is_staff=True)
+    client = Client()
+    client.force_login(editor)
+    assert b"upload-audio" in client.get("/admin/library/track/").content
+    path = make_tone(tmp_path / "jingle.mp3", seconds=1.0, title="Morning ID")
+    response = client.post("/admin/library/track/upload/", {
+        "station": station.pk, "kind": "jingle",
+        "file": SimpleUploadedFile("jingle.mp3", path.read_bytes(), content_type="audio/mpeg")})
+    assert response.status_code == 302
+    track = Track.objects.get()
+    assert (track.kind, track.title, track.source) == ("jingle", "Morning ID", "upload")
+    assert storage.exists(track.file)
+    assert AuditEntry.objects.filter(action="track.import", actor=editor).exists()
+
+
+def test_admin_upload_rejects_what_is_not_audio(station, make_user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = Client()
+    client.force_login(make_user(Role.EDITOR, station, is_staff=True))
+    response = client.post("/admin/library/track/upload/", {
+        "station": station.pk, "kind": "song",
+        "file": SimpleUploadedFile("song.mp3", b"this is text, not audio")})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="id_file_error"' in page and "song.mp3: unreadable audio" in page
+    assert not Track.objects.exists()
+
+
+def test_viewer_cannot_upload_in_the_admin(station, make_user):
+    client = Client()
+    client.force_login(make_user(Role.VIEWER, station, is_staff=True))
+    assert client.get("/admin/library/track/upload/").status_code == 403
