@@ -83,8 +83,11 @@ def station_credentials(station) -> Any:
             scopes=connected.scopes or SCOPES,
         )
     if settings.GOOGLE_SERVICE_ACCOUNT_FILE:
-        return service_account.Credentials.from_service_account_file(
+        creds = service_account.Credentials.from_service_account_file(
             settings.GOOGLE_SERVICE_ACCOUNT_FILE, scopes=SCOPES)
+        # Gmail (and a user's own Drive) need domain-wide delegation to act as a user.
+        return creds.with_subject(settings.GOOGLE_SERVICE_ACCOUNT_SUBJECT) \
+            if settings.GOOGLE_SERVICE_ACCOUNT_SUBJECT else creds
     raise GoogleNotConfigured(
         f"Station {station.slug} has no Google access: set GOOGLE_SERVICE_ACCOUNT_FILE or "
         "connect a Google account in the admin (Library → Google connections)."

@@ -202,6 +202,8 @@ if GOOGLE_SERVICE_ACCOUNT_FILE and not Path(GOOGLE_SERVICE_ACCOUNT_FILE).is_file
         f"GOOGLE_SERVICE_ACCOUNT_FILE={GOOGLE_SERVICE_ACCOUNT_FILE!r} is not a readable file."
     )
 GOOGLE_API_ENDPOINT = env_url("GOOGLE_API_ENDPOINT", "", schemes=("http", "https"))
+# With a service account: the Workspace user it acts as (domain-wide delegation; needed for Gmail).
+GOOGLE_SERVICE_ACCOUNT_SUBJECT = env_str("GOOGLE_SERVICE_ACCOUNT_SUBJECT", "")
 # Key that encrypts stored Google OAuth refresh tokens (Fernet, 32 url-safe base64 bytes):
 # `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`.
 ONAIR_TOKEN_KEY = env_str("ONAIR_TOKEN_KEY", "")
