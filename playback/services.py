@@ -1,13 +1,33 @@
-"""Playback state that pages, the API and the feed share."""
+"""Playback rules shared by the API, pages, admin and the playback worker.
+
+Writes go through these functions: they change the database (the source of
+truth) and then nudge the worker and the station's WebSocket clients.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Min, Q
+from django.utils import timezone
 
+from library.models import Track
+from playback.models import EmergencyTrack, PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
 from radio.models import Station
-from radio.services import heartbeat_age, lease_holder
+from radio.notify import MessageType, station_notify
+from radio.services import audit_record, heartbeat_age, lease_holder
+
+logger = logging.getLogger(__name__)
+
+
+class QueueError(Exception):
+    """A queue change that cannot be made (e.g. an unplayable track)."""
 
 
 def playback_lease_key(station: Station | str) -> str:
@@ -15,22 +35,286 @@ def playback_lease_key(station: Station | str) -> str:
     return f"playback:{slug}"
 
 
+def worker_channel(station: Station | str) -> str:
+    slug = station if isinstance(station, str) else station.slug
+    return f"playback.{slug}"
+
+
+def worker_nudge(station: Station) -> None:
+    """Wake the worker. Only a nudge: it also polls, so a lost message loses nothing."""
+    try:
+        async_to_sync(get_channel_layer().send)(worker_channel(station), {"type": "nudge"})
+    except Exception:  # noqa: BLE001
+        logger.warning("station=%s worker nudge not sent: channel layer unavailable", station.slug)
+
+
+# --- Queue --------------------------------------------------------------------
+
+def queue_items(station: Station):
+    return (QueueItem.objects.filter(station=station).select_related("track", "requested_by")
+            .order_by("position", "id"))
+
+
+def queue_data(station: Station) -> list[dict[str, Any]]:
+    return [queue_item_data(item) for item in queue_items(station)]
+
+
+def queue_item_data(item: QueueItem) -> dict[str, Any]:
+    track = item.track
+    return {"id": item.pk, "position": item.position, "status": item.status, "reason": item.reason,
+            "requested_by": item.requested_by.get_username() if item.requested_by else None,
+            "note": item.note, "track": track_brief(track)}
+
+
+def track_brief(track: Track | None) -> dict[str, Any] | None:
+    if track is None:
+        return None
+    return {"id": track.pk, "title": track.title, "artist": track.artist, "kind": track.kind,
+            "duration": track.duration, "cue_in": track.cue_in, "cue_out": track.cue_out}
+
+
+def _changed(station: Station) -> None:
+    """After a committed queue change: tell clients and wake the worker."""
+    slug = station.slug
+
+    def send() -> None:
+        station_notify(slug, MessageType.QUEUE_UPDATE, {"queue": queue_data(station)})
+        worker_nudge(station)
+
+    transaction.on_commit(send)
+
+
+def _check_playable(station: Station, track: Track) -> None:
+    if track.station_id != station.pk:
+        raise QueueError("This track belongs to another station.")
+    if not track.is_playable:
+        reason = ("disabled" if not track.enabled else "missing from its source" if track.missing_since
+                  else f"not playable ({track.analysis_error or track.get_analysis_display()})"
+                  if track.analysis != Track.Analysis.OK else "not downloaded yet")
+        raise QueueError(f"“{track}” cannot go on air: {reason}.")
+
+
+def queue_append(*, station: Station, track: Track, reason: str = Reason.MANUAL, actor=None,
+                 note: str = "") -> QueueItem:
+    _check_playable(station, track)
+    with transaction.atomic():
+        last = QueueItem.objects.filter(station=station).aggregate(p=Max("position"))["p"]
+        item = QueueItem.objects.create(station=station, track=track, reason=reason, note=note,
+                                        position=(last or 0) + 10, requested_by=_user(actor))
+        _audit(actor, station, "queue.append", item)
+        _changed(station)
+    return item
+
+
+def queue_insert_next(*, station: Station, track: Track, reason: str = Reason.MANUAL, actor=None,
+                      note: str = "") -> QueueItem:
+    """Right after what is on air (ahead of every queued item)."""
+    _check_playable(station, track)
+    with transaction.atomic():
+        first = (QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED)
+                 .aggregate(p=Min("position"))["p"])
+        item = QueueItem.objects.create(station=station, track=track, reason=reason, note=note,
+                                        position=(first if first is not None else 10) - 10,
+                                        requested_by=_user(actor))
+        _audit(actor, station, "queue.insert_next", item)
+        _changed(station)
+    return item
+
+
+def queue_move(*, item: QueueItem, to_index: int, actor=None) -> None:
+    """Move a queued item to `to_index` among the queued items (0 = next)."""
+    if item.status != QueueItem.Status.QUEUED:
+        raise QueueError("The item on air cannot be moved.")
+    with transaction.atomic():
+        queued = list(QueueItem.objects.select_for_update().filter(
+            station=item.station, status=QueueItem.Status.QUEUED).order_by("position", "id"))
+        queued = [q for q in queued if q.pk != item.pk]
+        to_index = max(0, min(to_index, len(queued)))
+        queued.insert(to_index, item)
+        for index, entry in enumerate(queued):
+            entry.position = (index + 1) * 10
+        QueueItem.objects.bulk_update(queued, ["position"])
+        _audit(actor, item.station, "queue.move", item, {"to_index": to_index})
+        _changed(item.station)
+
+
+def queue_remove(*, item: QueueItem, actor=None) -> None:
+    if item.status == QueueItem.Status.PLAYING:
+        raise QueueError("The item on air cannot be removed: skip it instead.")
+    with transaction.atomic():
+        _audit(actor, item.station, "queue.remove", item)
+        item.delete()
+        _changed(item.station)
+
+
+def queue_clear(*, station: Station, actor=None) -> int:
+    with transaction.atomic():
+        count, _ = QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED).delete()
+        audit_record(actor=actor, station=station, action="queue.clear", obj=station,
+                     after={"removed": count})
+        _changed(station)
+    return count
+
+
+def _user(actor):
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def _audit(actor, station: Station, action: str, item: QueueItem, extra: dict | None = None) -> None:
+    if _user(actor) is not None:
+        audit_record(actor=actor, station=station, action=action, obj=item,
+                     after={"track": item.track_id, "position": item.position, **(extra or {})})
+
+
+# --- Transport commands ------------------------------------------------------------
+
+def command_issue(*, station: Station, action: str, args: dict[str, Any] | None = None,
+                  actor=None) -> PlayerCommand:
+    """Store the intent, then nudge the worker (which also polls for pending commands)."""
+    with transaction.atomic():
+        command = PlayerCommand.objects.create(station=station, action=action, args=args or {},
+                                               requested_by=_user(actor))
+        if _user(actor) is not None:
+            audit_record(actor=actor, station=station, action=f"player.{action}", obj=command,
+                         after={"args": command.args})
+        transaction.on_commit(lambda: worker_nudge(station))
+    return command
+
+
+def play_now(*, station: Station, track: Track, actor=None) -> PlayerCommand:
+    """Interrupt what is on air (short fade) with `track`."""
+    _check_playable(station, track)
+    with transaction.atomic():
+        item = queue_insert_next(station=station, track=track, actor=actor)
+        return command_issue(station=station, action=PlayerCommand.Action.PLAY_NOW,
+                             args={"queue_item": item.pk}, actor=actor)
+
+
+def commands_pending(station: Station):
+    return PlayerCommand.objects.filter(station=station, status=PlayerCommand.Status.PENDING).order_by(
+        "created_at", "id")
+
+
+def command_finish(command: PlayerCommand, *, ok: bool, result: str = "") -> None:
+    PlayerCommand.objects.filter(pk=command.pk, status=PlayerCommand.Status.PENDING).update(
+        status=PlayerCommand.Status.DONE if ok else PlayerCommand.Status.FAILED,
+        result=result[:300], handled_at=timezone.now())
+
+
+# --- As-run log --------------------------------------------------------------------
+
+def playlog_write(entries: list[dict[str, Any]]) -> int:
+    """Write as-run rows (idempotent on uid) and bump the tracks' play counts."""
+    written = 0
+    for entry in entries:
+        with transaction.atomic():
+            log, created = PlayLog.objects.get_or_create(uid=entry["uid"], defaults=entry)
+            if not created:
+                for key in ("ended_at", "played_seconds", "outcome", "failure_reason"):
+                    setattr(log, key, entry.get(key, getattr(log, key)))
+                log.save()
+                continue
+            written += 1
+            if entry["outcome"] in (PlayLog.Outcome.COMPLETED, PlayLog.Outcome.SKIPPED,
+                                    PlayLog.Outcome.INTERRUPTED):
+                Track.objects.filter(pk=entry["track_id"]).update(
+                    play_count=F("play_count") + 1, last_played_at=entry["started_at"])
+    return written
+
+
+# --- Auto-DJ ----------------------------------------------------------------------
+
+def playable_tracks(station: Station, kind: str = Track.Kind.SONG):
+    return (Track.objects.filter(station=station, kind=kind, enabled=True, missing_since__isnull=True,
+                                 analysis=Track.Analysis.OK)
+            .exclude(file="").exclude(checksum=""))
+
+
+def autodj_candidates(station: Station, *, now: datetime | None = None, limit: int = 200) -> list[Track]:
+    """Enabled, playable songs not aired within the station's no-repeat window, least recent first."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=station.no_repeat_hours)
+    queued = QueueItem.objects.filter(station=station).values_list("track_id", flat=True)
+    tracks = (playable_tracks(station)
+              .filter(Q(last_played_at__isnull=True) | Q(last_played_at__lt=since))
+              .exclude(pk__in=queued)
+              .order_by("last_played_at", "?"))
+    return [t for t in tracks[:limit] if t.file_checksum == t.checksum]
+
+
+def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) -> list[Track]:
+    """Pick `count` tracks with no artist back-to-back (pure rule, also used in memory)."""
+    chosen: list[Track] = []
+    last = (previous_artist or "").casefold()
+    pool = list(candidates)
+    while pool and len(chosen) < count:
+        pick = next((t for t in pool if not t.artist or t.artist.casefold() != last), None)
+        if pick is None:
+            break
+        chosen.append(pick)
+        pool.remove(pick)
+        last = (pick.artist or "").casefold()
+    return chosen
+
+
+def autodj_top_up(*, station: Station) -> list[QueueItem]:
+    """Fill the queue up to the station's depth from auto-DJ. Returns the new items."""
+    with transaction.atomic():
+        queued = list(queue_items(station))
+        missing = station.queue_min_depth - sum(1 for q in queued if q.status == QueueItem.Status.QUEUED)
+        if missing <= 0:
+            return []
+        previous = queued[-1].track.artist if queued else (
+            PlayLog.objects.filter(station=station).values_list("artist", flat=True).first() or "")
+        picks = autodj_choose(autodj_candidates(station), previous_artist=previous, count=missing)
+        last = max((q.position for q in queued), default=0)
+        items = [QueueItem(station=station, track=t, reason=Reason.AUTODJ, position=last + 10 * (i + 1))
+                 for i, t in enumerate(picks)]
+        QueueItem.objects.bulk_create(items)
+        if items:
+            _changed(station)
+    return items
+
+
+def emergency_tracks(station: Station) -> list[Track]:
+    return [e.track for e in EmergencyTrack.objects.filter(station=station).select_related("track")
+            if e.track.is_playable]
+
+
+# --- State for clients ----------------------------------------------------------------
+
+def player_state(station: Station) -> PlayerState:
+    state, _ = PlayerState.objects.get_or_create(station=station)
+    return state
+
+
 def playback_snapshot(station: Station) -> dict[str, Any]:
     """The full status a client gets on connect: worker liveness plus what it reported."""
     beat = lease_holder(playback_lease_key(station))
     age = heartbeat_age(beat)
     worker_up = age is not None and age <= settings.PLAYBACK_STALE_SECONDS
-    reported = dict(beat.status) if beat is not None and worker_up else {}
+    state = PlayerState.objects.filter(station=station).select_related("current_track").first()
+    playing = bool(worker_up and state and state.is_playing)
+    position = state.position if state else 0.0
+    if playing and state.started_at and not state.paused:
+        # Between heartbeats the position moves on with the clock.
+        position = max(position, (timezone.now() - state.updated_at).total_seconds() + state.position)
+        if state.duration:
+            position = min(position, state.duration)
     return {
         "station": station.slug,
         "worker": {
             "up": worker_up,
             "heartbeat_at": beat.beat_at.isoformat() if beat and beat.beat_at else None,
-            "started_at": beat.started_at.isoformat() if beat and beat.started_at and worker_up
-            else None,
+            "started_at": beat.started_at.isoformat() if beat and beat.started_at and worker_up else None,
         },
-        "is_playing": bool(reported.get("is_playing", False)),
-        "current": reported.get("current"),
-        "volume": reported.get("volume"),
-        "queue": reported.get("queue", []),
+        "is_playing": playing,
+        "paused": bool(state and state.paused),
+        "stopped": bool(state and state.stopped),
+        "current": {**track_brief(state.current_track), "reason": state.current_reason,
+                    "started_at": state.started_at.isoformat() if state.started_at else None,
+                    "position": round(position, 2), "duration": state.duration}
+        if state and state.current_track and worker_up else None,
+        "volume": state.volume if state else 100,
+        "queue": queue_data(station),
     }

@@ -44,6 +44,17 @@ class Station(models.Model):
                     "Host and source password come from the environment."),
     )
     icecast_bitrate = models.PositiveIntegerField(_("stream bitrate (kbit/s)"), default=128)
+    public_now_playing = models.BooleanField(
+        _("public now-playing"), default=False,
+        help_text=_("Anyone may read what is on air (for website widgets), without signing in."))
+    queue_min_depth = models.PositiveSmallIntegerField(
+        _("auto-DJ queue depth"), default=3,
+        help_text=_("Auto-DJ tops the queue up to this many items."))
+    no_repeat_hours = models.PositiveSmallIntegerField(
+        _("no repeat within (hours)"), default=3,
+        help_text=_("Auto-DJ does not replay a track within this many hours."))
+    silence_alert_seconds = models.PositiveSmallIntegerField(
+        _("silence alert after (s)"), default=10)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
