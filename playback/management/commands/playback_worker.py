@@ -2,33 +2,65 @@
 
 One per station, guarded by a lease in the database (radio.services.lease_*):
 a second worker for the same station exits with a message naming the first.
-The loop is built from small steps that tests call one at a time (--oneshot).
-SIGTERM and SIGINT stop it cleanly: the lease is released and clients are told.
+It owns the station's only VLC instance; libvlc is called from this thread
+only. The loop is `PlaybackWorker.step()` (playback/worker.py); `--oneshot`
+runs a single step for tests. SIGTERM and SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import signal
-import time
+import threading
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
 
-from playback.services import playback_lease_key, playback_snapshot
+from playback.engine import Engine, OutputConfig
+from playback.services import playback_lease_key, worker_channel
+from playback.worker import PlaybackWorker
 from radio.models import Station
-from radio.notify import MessageType, station_notify
-from radio.services import (
-    heartbeat_age,
-    lease_acquire,
-    lease_holder,
-    lease_release,
-    lease_renew,
-    worker_identity,
-)
+from radio.services import heartbeat_age, lease_acquire, lease_holder, lease_release, worker_identity
 
 logger = logging.getLogger(__name__)
+
+
+def output_config(station: Station, override: str | None = None) -> OutputConfig:
+    kind = override or station.output
+    if kind == Station.Output.ICECAST:
+        password = os.environ.get("ICECAST_SOURCE_PASSWORD", "")
+        if not password:
+            raise CommandError("The station streams to Icecast: set ICECAST_SOURCE_PASSWORD "
+                               "(and ICECAST_HOST, ICECAST_PORT).")
+        host = os.environ.get("ICECAST_HOST", "127.0.0.1")
+        port = os.environ.get("ICECAST_PORT", "8000")
+        url = f"source:{password}@{host}:{port}/{station.icecast_mount}"
+        return OutputConfig(kind="icecast", icecast_url=url, bitrate=station.icecast_bitrate)
+    return OutputConfig(kind=kind, device=station.output_device)
+
+
+class NudgeListener(threading.Thread):
+    """Receives the channel-layer nudges for this station and wakes the worker loop."""
+
+    def __init__(self, channel: str, events: queue.Queue) -> None:
+        super().__init__(name="nudges", daemon=True)
+        self.channel, self.events = channel, events
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        layer = get_channel_layer()
+        while not self.stopping.is_set():
+            try:
+                async_to_sync(layer.receive)(self.channel)
+                self.events.put(("nudge", "command"))
+            except Exception:  # noqa: BLE001 - Redis away: the worker still polls each heartbeat
+                logger.debug("nudge listener: channel layer unavailable, retrying")
+                self.stopping.wait(1.0)
 
 
 class Command(BaseCommand):
@@ -38,38 +70,40 @@ class Command(BaseCommand):
         parser.add_argument("--station", required=True, help="slug of the station to play")
         parser.add_argument("--oneshot", action="store_true",
                             help="claim, run one step, release and exit (for tests)")
+        parser.add_argument("--output", choices=[c for c, _ in Station.Output.choices],
+                            help="override the station's audio output")
 
-    def handle(self, *args, station: str, oneshot: bool, **options) -> None:
+    def handle(self, *args, station: str, oneshot: bool, output: str | None = None, **options) -> None:
         self.shutdown = False
         self.station = Station.objects.filter(slug=station).first()
         if self.station is None:
             raise CommandError(f"No station with slug {station!r}.")
+        config = output_config(self.station, output)
         self.key = playback_lease_key(self.station)
         self.owner = worker_identity()
         self.claim()
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
-        self.stdout.write(f"Playback worker for station {self.station.slug} started ({self.owner}).")
-        self.broadcast_status()
+        events: queue.Queue = queue.Queue()
+        engine = Engine(config, events)
+        worker = PlaybackWorker(self.station, engine, events, owner=self.owner)
+        listener = NudgeListener(worker_channel(self.station), events)
+        listener.start()
+        self.stdout.write(f"Playback worker for station {self.station.slug} started ({self.owner}, "
+                          f"output {config.kind}).")
         try:
-            if oneshot:
-                self.handle_one_beat()
-                return
-            next_beat = 0.0
-            while not self.shutdown:
-                now = time.monotonic()
-                if now >= next_beat:
-                    if not self.handle_one_beat():
-                        raise CommandError(
-                            f"Lost the lease of station {self.station.slug} to another worker; "
-                            "stopping so that only one plays."
-                        )
-                    next_beat = now + settings.PLAYBACK_HEARTBEAT_SECONDS
-                time.sleep(min(0.1, settings.PLAYBACK_HEARTBEAT_SECONDS))
+            worker.recover()
+            worker.step(timeout=0.0)
+            while not (oneshot or self.shutdown):
+                worker.step()
+                if worker.lost_lease:
+                    raise CommandError(f"Lost the lease of station {self.station.slug} to another worker; "
+                                       "stopping so that only one plays.")
         finally:
+            listener.stopping.set()
+            worker.close()
+            engine.release()
             self.release()
-
-    # --- steps -------------------------------------------------------------
 
     def claim(self) -> None:
         lease = lease_acquire(key=self.key, owner=self.owner, station=self.station,
@@ -86,37 +120,23 @@ class Command(BaseCommand):
         logger.error("station=%s second playback worker refused: %s", self.station.slug, message)
         raise CommandError(message, returncode=3)
 
-    def handle_one_beat(self) -> bool:
-        """Renew the lease and heartbeat. False only when another worker holds the lease.
-
-        A database outage is logged and tolerated: the broadcast must go on.
-        """
-        close_old_connections()
-        try:
-            return lease_renew(key=self.key, owner=self.owner)
-        except DatabaseError:
-            logger.warning("station=%s heartbeat not written: database unavailable",
-                           self.station.slug, exc_info=True)
-            return True
-
-    def broadcast_status(self) -> None:
-        try:
-            data = playback_snapshot(self.station)
-        except DatabaseError:
-            logger.warning("station=%s status not read: database unavailable", self.station.slug)
-            return
-        station_notify(self.station.slug, MessageType.PLAYBACK_STATUS, data)
-
     def release(self) -> None:
         try:
             close_old_connections()
             lease_release(key=self.key, owner=self.owner)
         except DatabaseError:
-            logger.warning("station=%s lease not released: database unavailable",
-                           self.station.slug, exc_info=True)
-        self.broadcast_status()
+            logger.warning("station=%s lease not released: database unavailable", self.station.slug)
+        from playback.services import playback_snapshot
+        from radio.notify import MessageType, station_notify
+
+        try:
+            station_notify(self.station.slug, MessageType.PLAYBACK_STATUS, playback_snapshot(self.station))
+        except DatabaseError:
+            pass
         self.stdout.write(f"Playback worker for station {self.station.slug} stopped.")
 
     def on_signal(self, signum, frame) -> None:
         logger.info("station=%s playback worker got signal %s: stopping", self.station.slug, signum)
         self.shutdown = True
+
+

@@ -1,0 +1,147 @@
+"""The VLC engine: one libvlc instance and one media player, driven from one thread.
+
+VLC events are never acted on inside their callbacks (that deadlocks libvlc, see
+FACTS.md): each callback only puts a small tuple on the worker's queue, and the
+worker thread handles it. Volume and fades use the equalizer pre-amplifier,
+which works on every output (audio_set_volume does nothing on `dummy`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import vlc
+
+logger = logging.getLogger(__name__)
+
+# Flat equalizer at 0 dB preamp is −12 dB; +12 dB is unity; −20 dB is the floor.
+PREAMP_UNITY_DB = 12.0
+PREAMP_FLOOR_DB = -20.0
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    kind: str = "dummy"  # soundcard | dummy | amem | icecast
+    device: str = ""
+    icecast_url: str = ""  # source:PASSWORD@HOST:PORT/MOUNT
+    bitrate: int = 128
+
+
+def icecast_sout(config: OutputConfig) -> str:
+    # #gather keeps one encoder and one source connection across items: the join
+    # between tracks is sample-exact on the stream (measured, FACTS.md).
+    return (f"sout=#gather:transcode{{acodec=mp3,ab={config.bitrate},channels=2,samplerate=44100}}"
+            f":std{{access=shout,mux=mp3,dst={config.icecast_url}}}")
+
+
+def volume_to_preamp(volume: int) -> float:
+    volume = max(0, min(100, volume))
+    if volume == 0:
+        return PREAMP_FLOOR_DB
+    return PREAMP_FLOOR_DB + (PREAMP_UNITY_DB - PREAMP_FLOOR_DB) * volume / 100
+
+
+class Engine:
+    def __init__(self, config: OutputConfig, events: queue.Queue, *, file_caching_ms: int = 0) -> None:
+        self.config = config
+        self.events = events
+        args = ["--no-video", "--quiet", "--no-stats", f"--file-caching={file_caching_ms}",
+                "--no-metadata-network-access"]
+        if config.kind == "dummy":
+            args.append("--aout=dummy")
+        elif config.kind == "amem":
+            args.append("--aout=amem")
+        elif config.kind == "icecast":
+            args += ["--aout=dummy", "--sout-shout-mp3", "--sout-keep"]
+        self.instance = vlc.Instance(args)
+        if self.instance is None:
+            raise RuntimeError("libvlc could not start (is libvlc5 with vlc-plugin-base installed?)")
+        self.player = self.instance.media_player_new()
+        if config.kind == "soundcard" and config.device:
+            self.player.audio_output_device_set(None, config.device)
+        self.equalizer = vlc.AudioEqualizer()
+        self.volume = 100
+        self._set_preamp(volume_to_preamp(100))
+        manager = self.player.event_manager()
+        for event_type, name in ((vlc.EventType.MediaPlayerEndReached, "end"),
+                                 (vlc.EventType.MediaPlayerEncounteredError, "error"),
+                                 (vlc.EventType.MediaPlayerPlaying, "playing")):
+            manager.event_attach(event_type, self._on_event, name)
+        self.generation = 0
+
+    def _on_event(self, event, name: str) -> None:
+        # Inside libvlc's thread: hand over, never call back into libvlc here.
+        self.events.put(("vlc", name, self.generation, time.monotonic()))
+
+    def _set_preamp(self, db: float) -> None:
+        self.equalizer.set_preamp(db)
+        self.player.set_equalizer(self.equalizer)
+
+    def prepare(self, path: Path, *, cue_in: float = 0.0, cue_out: float | None = None) -> vlc.Media:
+        """A media ready to start at once (options set, file checked)."""
+        if not path.is_file():
+            raise FileNotFoundError(f"audio file not found: {path}")
+        options = []
+        if cue_in > 0:
+            options.append(f"start-time={cue_in:.3f}")
+        if cue_out:
+            options.append(f"stop-time={cue_out:.3f}")
+        if self.config.kind == "icecast":
+            options += [icecast_sout(self.config), "sout-keep"]
+        media = self.instance.media_new_path(str(path))
+        for option in options:
+            media.add_option(f":{option}")
+        return media
+
+    def start(self, media: vlc.Media) -> int:
+        """Play `media` now, replacing whatever plays. Returns its generation number."""
+        self.generation += 1
+        self.player.set_media(media)
+        if self.player.play() == -1:
+            raise RuntimeError("VLC refused to play the media")
+        return self.generation
+
+    def stop(self) -> None:
+        self.generation += 1
+        self.player.stop()
+
+    def pause(self, paused: bool) -> None:
+        self.player.set_pause(1 if paused else 0)
+
+    def seek(self, seconds: float) -> None:
+        self.player.set_time(int(max(0.0, seconds) * 1000))
+
+    def position(self) -> float:
+        ms = self.player.get_time()
+        return max(0.0, ms / 1000) if ms is not None else 0.0
+
+    def is_ended(self) -> bool:
+        return self.player.get_state() in (vlc.State.Ended, vlc.State.Error)
+
+    def set_volume(self, volume: int, *, fade_ms: int = 0) -> None:
+        """Move to `volume` (0–100), stepping the pre-amplifier over `fade_ms`."""
+        start, target = volume_to_preamp(self.volume), volume_to_preamp(volume)
+        steps = max(1, fade_ms // 20)
+        for step in range(1, steps + 1):
+            self._set_preamp(start + (target - start) * step / steps)
+            if fade_ms:
+                time.sleep(fade_ms / 1000 / steps)
+        self.volume = max(0, min(100, volume))
+
+    def fade_out(self, fade_ms: int) -> None:
+        """A short fade to silence before an interruption; the volume setting is kept."""
+        keep = self.volume
+        self.set_volume(0, fade_ms=fade_ms)
+        self.volume = keep
+
+    def restore_volume(self) -> None:
+        self._set_preamp(volume_to_preamp(self.volume))
+
+    def release(self) -> None:
+        self.player.stop()
+        self.player.release()
+        self.instance.release()
