@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, close_old_connections
+from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
 from library import storage
@@ -158,13 +158,11 @@ class PlaybackWorker:
         if self.status.db_down_since is None:
             self.status.db_down_since = self.clock()
             logger.error("station=%s database unavailable, playing on from memory: %s", self.slug, exc)
-        close_old_connections()
-        try:
-            from django.db import connection
-
-            connection.close()
-        except DB_ERRORS:
-            pass
+        if not connection.in_atomic_block:
+            try:
+                connection.close()  # the next query reconnects
+            except DB_ERRORS:
+                pass
 
     def _db_ok(self) -> None:
         if self.status.db_down_since is not None:
@@ -496,7 +494,8 @@ class PlaybackWorker:
 
     def heartbeat(self) -> None:
         self.status.last_heartbeat = self.clock()
-        close_old_connections()
+        if not connection.in_atomic_block:  # never inside a caller's (or a test's) transaction
+            close_old_connections()
         renewed = self.db(lambda: lease_renew(key=self.key, owner=self.owner), default=True)
         if renewed is False:
             self.lost_lease = True

@@ -1,0 +1,205 @@
+"""The playback worker's steps with real libvlc (`dummy` output) and generated audio."""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+
+import pytest
+
+from library import storage
+from library.models import Track
+from library.services import track_analyse, track_import_file
+from playback import services
+from playback.engine import Engine, OutputConfig
+from playback.models import EmergencyTrack, PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
+from playback.worker import PlaybackWorker
+from radio.models import Notification, Role
+from tests.library.audio import make_tone
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tone_track(station, tmp_path):
+    station.queue_min_depth = 0  # no auto-DJ unless a test asks for it
+    station.save()
+
+    def make(title: str, seconds: float = 1.0, artist: str = "", kind: str = "song") -> Track:
+        path = make_tone(tmp_path / f"{title}.mp3", seconds=seconds, title=title, artist=artist or None)
+        track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
+                                  original_name=f"{title}.mp3", hints={"kind": kind})
+        return track_analyse(track=track)
+
+    return make
+
+
+@pytest.fixture
+def worker(station):
+    events: queue.Queue = queue.Queue()
+    engine = Engine(OutputConfig("dummy"), events)
+    player = PlaybackWorker(station, engine, events, owner="test:1:x")
+    player.recover()
+    yield player
+    engine.release()
+
+
+def run_until(worker: PlaybackWorker, predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.step(timeout=0.02)
+        value = predicate()
+        if value:
+            return value
+    raise AssertionError("condition not met within the time limit")
+
+
+def logs(station) -> list[PlayLog]:
+    return list(PlayLog.objects.filter(station=station).order_by("started_at", "id"))
+
+
+def issue(worker, station, action, **args) -> PlayerCommand:
+    command = services.command_issue(station=station, action=action, args=args)
+    worker.nudged = True
+    return command
+
+
+def test_a_sequence_plays_in_order_and_is_logged(station, tone_track, worker):
+    tracks = [tone_track(name) for name in ("One", "Two", "Three")]
+    for track in tracks:
+        services.queue_append(station=station, track=track)
+    run_until(worker, lambda: len(logs(station)) == 3)
+    rows = logs(station)
+    assert [r.title for r in rows] == ["One", "Two", "Three"]
+    assert {r.outcome for r in rows} == {PlayLog.Outcome.COMPLETED}
+    for row in rows:
+        assert 0.8 < row.played_seconds < 1.5 and row.ended_at > row.started_at
+        assert row.reason == Reason.MANUAL
+    assert rows[1].started_at >= rows[0].ended_at - (rows[0].ended_at - rows[0].started_at) * 0.1
+    assert not QueueItem.objects.filter(station=station).exists()
+    assert Track.objects.get(pk=tracks[0].pk).play_count == 1
+    assert Track.objects.get(pk=tracks[0].pk).last_played_at == rows[0].started_at
+
+
+def test_skip_logs_the_item_as_skipped_and_plays_the_next(station, tone_track, worker):
+    long_one, nxt = tone_track("Long", seconds=5.0), tone_track("Next")
+    services.queue_append(station=station, track=long_one)
+    services.queue_append(station=station, track=nxt)
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Long")
+    time.sleep(0.5)
+    command = issue(worker, station, PlayerCommand.Action.SKIP)
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Next")
+    skipped = PlayLog.objects.get(title="Long")
+    assert skipped.outcome == PlayLog.Outcome.SKIPPED and 0.3 < skipped.played_seconds < 2.0
+    command.refresh_from_db()
+    assert command.status == PlayerCommand.Status.DONE
+
+
+def test_play_now_interrupts_what_is_on_air(station, tone_track, worker):
+    services.queue_append(station=station, track=tone_track("Current", seconds=5.0))
+    urgent = tone_track("Breaking news", kind="newsflash")
+    run_until(worker, lambda: worker.on_air is not None)
+    services.play_now(station=station, track=urgent)
+    worker.nudged = True
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Breaking news")
+    interrupted = PlayLog.objects.get(title="Current")
+    assert interrupted.outcome == PlayLog.Outcome.INTERRUPTED
+    assert interrupted.failure_reason == "interrupted by play-now"
+
+
+def test_pause_resume_stop_and_volume(station, tone_track, worker):
+    services.queue_append(station=station, track=tone_track("Song", seconds=5.0))
+    run_until(worker, lambda: worker.on_air is not None)
+    issue(worker, station, PlayerCommand.Action.PAUSE)
+    run_until(worker, lambda: worker.paused)
+    assert PlayerState.objects.get(station=station).paused
+    issue(worker, station, PlayerCommand.Action.RESUME)
+    run_until(worker, lambda: not worker.paused)
+    issue(worker, station, PlayerCommand.Action.VOLUME, volume=40, fade_ms=100)
+    run_until(worker, lambda: worker.engine.volume == 40)
+    issue(worker, station, PlayerCommand.Action.STOP)
+    run_until(worker, lambda: worker.on_air is None and worker.stopped)
+    assert PlayLog.objects.get(title="Song").outcome == PlayLog.Outcome.INTERRUPTED
+    state = PlayerState.objects.get(station=station)
+    assert state.stopped and state.volume == 40 and not state.is_playing
+
+
+def test_after_a_restart_the_interrupted_item_is_logged_and_the_next_plays(station, tone_track):
+    services.queue_append(station=station, track=tone_track("Was on air", seconds=5.0))
+    services.queue_append(station=station, track=tone_track("Comes next"))
+    events: queue.Queue = queue.Queue()
+    first = PlaybackWorker(station, Engine(OutputConfig("dummy"), events), events, owner="a")
+    first.recover()
+    run_until(first, lambda: PlayerState.objects.get(station=station).current_log_uid)
+    first.engine.release()  # the process dies: no clean finish
+
+    events2: queue.Queue = queue.Queue()
+    second = PlaybackWorker(station, Engine(OutputConfig("dummy"), events2), events2, owner="b")
+    second.recover()
+    try:
+        run_until(second, lambda: second.on_air and second.on_air.entry.title == "Comes next")
+        interrupted = PlayLog.objects.get(title="Was on air")
+        assert interrupted.outcome == PlayLog.Outcome.INTERRUPTED
+        assert interrupted.failure_reason == "playback worker restarted"
+    finally:
+        second.engine.release()
+
+
+def test_a_corrupt_file_is_skipped_in_under_a_second(station, tone_track, worker):
+    broken, good = tone_track("Broken", seconds=3.0), tone_track("Good")
+    Path(storage.absolute(broken.file)).write_bytes(b"\xff\xfb" + b"garbage" * 2000)  # cache corrupted
+    services.queue_append(station=station, track=broken)
+    services.queue_append(station=station, track=good)
+    started = time.monotonic()
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Good")
+    assert time.monotonic() - started < 1.0
+    failed = PlayLog.objects.get(title="Broken")
+    assert failed.outcome == PlayLog.Outcome.FAILED and failed.failure_reason
+
+
+def test_a_missing_file_is_skipped_and_logged(station, tone_track, worker):
+    gone, good = tone_track("Gone"), tone_track("Good")
+    storage.absolute(gone.file).unlink()
+    services.queue_append(station=station, track=gone)
+    services.queue_append(station=station, track=good)
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Good")
+    assert PlayLog.objects.get(title="Gone").failure_reason.startswith("audio file missing")
+
+
+def test_auto_dj_tops_up_without_the_same_artist_back_to_back(station, tone_track, worker):
+    for i, artist in enumerate(["Abba", "Abba", "Abba", "Queen", "Queen", "Beatles"]):
+        tone_track(f"Song {i}", artist=artist)
+    station.queue_min_depth = 3
+    station.save()
+    worker.station.queue_min_depth = 3
+    run_until(worker, lambda: len(logs(station)) >= 3, timeout=20)
+    artists = [r.artist for r in logs(station)]
+    assert all(a != b for a, b in zip(artists, artists[1:], strict=False))
+    assert {r.reason for r in logs(station)} == {Reason.AUTODJ}
+
+
+def test_emergency_playlist_plays_when_nothing_else_can(station, tone_track, worker):
+    rescue = tone_track("Rescue loop", kind="jingle")
+    EmergencyTrack.objects.create(station=station, track=rescue)
+    worker.status.last_pool_refresh = -1e9
+    worker.refresh()
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.reason == Reason.EMERGENCY)
+    assert worker.on_air.entry.title == "Rescue loop"
+
+
+def test_dead_air_raises_an_alert(station, worker):
+    station.silence_alert_seconds = 1
+    station.save()
+    worker.station.silence_alert_seconds = 1
+    run_until(worker, lambda: Notification.objects.filter(station=station, source="playback").exists(),
+              timeout=5)
+    assert "Dead air" in Notification.objects.get(source="playback").message
+
+
+def test_queue_refuses_an_unplayable_track(station, tone_track, make_user):
+    track = tone_track("Disabled")
+    track.enabled = False
+    track.save()
+    with pytest.raises(services.QueueError, match="disabled"):
+        services.queue_append(station=station, track=track, actor=make_user(Role.EDITOR, station))
