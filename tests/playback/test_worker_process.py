@@ -122,3 +122,38 @@ async def test_a_socket_client_sees_the_new_status_after_a_command(station, tone
     assert paused["current"]["title"] == "Long song"
     assert latency < 2.0  # nudged over the channel layer, not waiting for a poll
     await communicator.disconnect()
+
+
+def test_music_goes_on_while_the_database_is_away_and_the_log_catches_up(station, tone_track, spawn,
+                                                                          process_env):
+    from tests.servers import TcpProxy
+
+    # The worker reaches PostgreSQL through a proxy we can cut, like a network outage.
+    head, _, name = process_env["DATABASE_URL"].rpartition("/")
+    host_port = head.rsplit("@", 1)[1]
+    proxy = TcpProxy(int(host_port.rsplit(":", 1)[1]))
+    process_env["DATABASE_URL"] = f"{head.rsplit(':', 1)[0]}:{proxy.port}/{name}"
+    try:
+        names = ["A", "B", "C", "D", "E"]
+        for title in names:
+            services.queue_append(station=station, track=tone_track(title))
+        worker = spawn("playback_worker", "--station", station.slug, "--output", "dummy")
+        wait_for(lambda: PlayLog.objects.filter(station=station).exists())
+        proxy.cut()
+        cut_at = time.monotonic()
+        time.sleep(3.0)  # about three items play while the database is away
+        assert worker.poll() is None, worker.stderr.read()
+        during = PlayLog.objects.filter(station=station).count()
+        proxy.restore()
+        rows = wait_for(lambda: (r := list(PlayLog.objects.filter(station=station).order_by("started_at")))
+                        and len(r) == 5 and r)
+        assert during <= 2  # nothing could be written while cut
+        assert [r.title for r in rows] == names
+        assert {r.outcome for r in rows} == {PlayLog.Outcome.COMPLETED}
+        # The late rows carry the times the items really aired, back to back.
+        for earlier, later in zip(rows, rows[1:], strict=False):
+            assert abs((later.started_at - earlier.ended_at).total_seconds()) < 0.5
+        assert time.monotonic() - cut_at < 20
+        assert not services.queue_items(station).exists()
+    finally:
+        proxy.close()
