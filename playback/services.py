@@ -6,8 +6,10 @@ truth) and then nudge the worker and the station's WebSocket clients.
 
 from __future__ import annotations
 
+import csv
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -113,9 +115,10 @@ def queue_insert_next(*, station: Station, track: Track, reason: str = Reason.MA
     with transaction.atomic():
         first = (QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED)
                  .aggregate(p=Min("position"))["p"])
+        if first is None:  # nothing queued: right after the item on air, never above it
+            first = (QueueItem.objects.filter(station=station).aggregate(p=Max("position"))["p"] or 0) + 20
         item = QueueItem.objects.create(station=station, track=track, reason=reason, note=note,
-                                        position=(first if first is not None else 10) - 10,
-                                        requested_by=_user(actor))
+                                        position=first - 10, requested_by=_user(actor))
         _audit(actor, station, "queue.insert_next", item)
         _changed(station)
     return item
@@ -131,8 +134,11 @@ def queue_move(*, item: QueueItem, to_index: int, actor=None) -> None:
         queued = [q for q in queued if q.pk != item.pk]
         to_index = max(0, min(to_index, len(queued)))
         queued.insert(to_index, item)
+        # Numbered after the item on air, so listings keep showing it first.
+        base = (QueueItem.objects.filter(station=item.station, status=QueueItem.Status.PLAYING)
+                .aggregate(p=Max("position"))["p"] or 0)
         for index, entry in enumerate(queued):
-            entry.position = (index + 1) * 10
+            entry.position = base + (index + 1) * 10
         QueueItem.objects.bulk_update(queued, ["position"])
         _audit(actor, item.station, "queue.move", item, {"to_index": to_index})
         _changed(item.station)
@@ -220,6 +226,45 @@ def playlog_write(entries: list[dict[str, Any]]) -> int:
                 Track.objects.filter(pk=entry["track_id"]).update(
                     play_count=F("play_count") + 1, last_played_at=entry["started_at"])
     return written
+
+
+def playlog_history(station: Station):
+    """The station's as-run log, newest first."""
+    return PlayLog.objects.filter(station=station).select_related("requested_by")
+
+
+PLAYLOG_CSV_COLUMNS = ["started_at", "ended_at", "played_seconds", "title", "artist", "kind", "outcome",
+                       "failure_reason", "reason", "requested_by", "note"]
+# A spreadsheet runs a cell that starts like a formula (CSV injection): such text gets a leading '.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _text_cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _utc_iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value else ""
+
+
+def playlog_csv_row(log: PlayLog) -> list[str]:
+    return [_utc_iso(log.started_at), _utc_iso(log.ended_at), f"{log.played_seconds:.2f}",
+            _text_cell(log.title), _text_cell(log.artist), log.kind, log.outcome,
+            _text_cell(log.failure_reason), log.reason,
+            _text_cell(log.requested_by.get_username()) if log.requested_by else "", _text_cell(log.note)]
+
+
+def playlog_csv_lines(queryset, *, chunk_size: int = 2000) -> Iterator[str]:
+    """The as-run rows as CSV lines, header first, read from the database in chunks."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(PLAYLOG_CSV_COLUMNS)
+    for log in queryset.select_related("requested_by").iterator(chunk_size=chunk_size):
+        yield writer.writerow(playlog_csv_row(log))
 
 
 # --- Auto-DJ ----------------------------------------------------------------------
@@ -317,4 +362,61 @@ def playback_snapshot(station: Station) -> dict[str, Any]:
         if state and state.current_track and worker_up else None,
         "volume": state.volume if state else 100,
         "queue": queue_data(station),
+    }
+
+
+def _track_public(track: Track | None) -> dict[str, Any] | None:
+    if track is None:
+        return None
+    return {"id": track.pk, "title": track.title, "artist": track.artist, "kind": track.kind,
+            "duration": track.duration}
+
+
+def now_playing_data(station: Station, *, public: bool = False, history: int = 10) -> dict[str, Any]:
+    """What is on air, next and just played (after AzuraCast's now-playing payload).
+
+    `public=True` leaves out everything about people (who asked for an item).
+    """
+    snap = playback_snapshot(station)
+    current = snap["current"]
+    now_playing = None
+    if current:
+        duration = current["duration"]  # the length on air (after cues), as the worker reported
+        elapsed = current["position"]
+        now_playing = {
+            "track": {key: current[key] for key in ("id", "title", "artist", "kind", "duration")},
+            "started_at": current["started_at"], "elapsed": elapsed,
+            "remaining": round(max(0.0, duration - elapsed), 2) if duration else None,
+            "reason": current["reason"], "volume": snap["volume"],
+        }
+    queued = [item for item in snap["queue"] if item["status"] == QueueItem.Status.QUEUED]
+    playing_next = None
+    if queued:
+        first = queued[0]
+        playing_next = {"track": {k: first["track"][k] for k in ("id", "title", "artist", "kind", "duration")},
+                        "reason": first["reason"]}
+        if not public:
+            playing_next["requested_by"] = first["requested_by"]
+    logs = PlayLog.objects.filter(station=station).select_related("track", "requested_by")[:history]
+    song_history = []
+    for log in logs:
+        # Title and artist as they aired, even if the track was renamed since.
+        row = {"track": {"id": log.track_id, "title": log.title, "artist": log.artist, "kind": log.kind,
+                         "duration": log.track.duration},
+               "started_at": log.started_at.isoformat(),
+               "ended_at": log.ended_at.isoformat() if log.ended_at else None,
+               "played_seconds": round(log.played_seconds, 2), "outcome": log.outcome,
+               "reason": log.reason}
+        if not public:
+            row["requested_by"] = log.requested_by.get_username() if log.requested_by else None
+        song_history.append(row)
+    return {
+        "station": {"slug": station.slug, "name": station.name, "time_zone": station.time_zone},
+        "is_online": snap["worker"]["up"],
+        "is_playing": snap["is_playing"],
+        "paused": snap["paused"],
+        "now_playing": now_playing,
+        "playing_next": playing_next,
+        "queue_length": len(queued),
+        "song_history": song_history,
     }

@@ -22,7 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from library import storage
 from library.models import Track
@@ -545,7 +546,9 @@ class PlaybackWorker:
         if silent_for < self.station.silence_alert_seconds:
             return
         self.status.silence_alerted = True
-        message = f"Dead air: nothing playable for {silent_for:.0f} s (queue, auto-DJ and emergency playlist)."
+        with translation.override(self.station.language):
+            message = _("Dead air: nothing playable for %(seconds)d s (queue, auto-DJ and emergency "
+                        "playlist).") % {"seconds": silent_for}
         logger.error("station=%s %s", self.slug, message)
         station = self.station
         self.later(lambda: notification_post(station=station, level=Notification.Level.ERROR,

@@ -42,6 +42,7 @@ def station_ensure_default() -> Station:
             "name": settings.ONAIR_DEFAULT_STATION_NAME,
             "time_zone": settings.TIME_ZONE,
             "output": settings.ONAIR_DEFAULT_OUTPUT,
+            "icecast_mount": settings.ONAIR_DEFAULT_ICECAST_MOUNT,
         },
     )
     if created:

@@ -277,6 +277,7 @@ ONAIR_DEFAULT_STATION_SLUG = env_str("ONAIR_DEFAULT_STATION_SLUG", "main")
 ONAIR_DEFAULT_OUTPUT = env_choice(
     "ONAIR_DEFAULT_OUTPUT", ("soundcard", "dummy", "icecast"), "dummy"
 )
+ONAIR_DEFAULT_ICECAST_MOUNT = env_str("ONAIR_DEFAULT_ICECAST_MOUNT", "radio.mp3")
 # The playback worker renews its lease and heartbeat this often; a heartbeat older
 # than the stale age means the worker is down and another may take the station over.
 PLAYBACK_HEARTBEAT_SECONDS = env_float("PLAYBACK_HEARTBEAT_SECONDS", 2.0, minimum=0.1)
