@@ -126,6 +126,7 @@ class PlaybackWorker:
         self.lost_lease = False
         self.nudged = True
         self.status = WorkerStatus()
+        self.started_at = timezone.now()
 
     # --- database access, never blocking the broadcast --------------------------------
 
@@ -233,6 +234,8 @@ class PlaybackWorker:
         if name == "playing":
             self.status.silence_since = None
             return
+        if name == "end" and not self.engine.is_ended():
+            return  # the player has moved on to another media meanwhile
         played = self.on_air.played(self.clock())
         expected = self.on_air.entry.length
         if name == "error":
@@ -529,10 +532,15 @@ class PlaybackWorker:
                        "duration": entry.length, "cue_in": entry.cue_in, "cue_out": entry.cue_out,
                        "reason": entry.reason, "started_at": on_air.started_at.isoformat(),
                        "position": round(on_air.played(self.clock()), 2)}
-        queue_view = [{"id": e.queue_item_id, "reason": e.reason,
+        # Same shape as playback.services.playback_snapshot (docs/api.md).
+        queue_view = [{"id": e.queue_item_id, "position": index, "status": "queued", "reason": e.reason,
+                       "requested_by": None, "note": e.note,
                        "track": {"id": e.track_id, "title": e.title, "artist": e.artist, "kind": e.kind,
-                                 "duration": e.duration}} for e in self.upcoming]
-        return {"station": self.slug, "worker": {"up": True}, "is_playing": on_air is not None,
+                                 "duration": e.duration, "cue_in": e.cue_in, "cue_out": e.cue_out}}
+                      for index, e in enumerate(self.upcoming)]
+        worker = {"up": True, "heartbeat_at": timezone.now().isoformat(),
+                  "started_at": self.started_at.isoformat()}
+        return {"station": self.slug, "worker": worker, "is_playing": on_air is not None,
                 "paused": self.paused, "stopped": self.stopped, "current": current,
                 "volume": self.engine.volume, "queue": queue_view,
                 "database": "down" if self.status.db_down_since is not None else "up"}
