@@ -365,13 +365,11 @@ class PlaybackWorker:
         played = on_air.played(self.clock())
         ended = on_air.started_at + timedelta(seconds=played)
         entry = on_air.entry
-        row = dict(uid=on_air.uid, track_id=entry.track_id, reason=entry.reason, started_at=on_air.started_at,
-                   ended_at=ended, played=played, outcome=outcome, failure=failure,
-                   title=entry.title, artist=entry.artist, kind=entry.kind,
-                   requested_by_id=entry.requested_by_id, note=entry.note)
+        row = self._entry_row(entry, uid=on_air.uid, started_at=on_air.started_at, ended_at=ended,
+                              played=played, outcome=outcome, failure=failure)
 
         def write() -> None:
-            services.playlog_write([self._log_row(**row)])
+            services.playlog_write([row])
             if entry.queue_item_id:
                 QueueItem.objects.filter(pk=entry.queue_item_id).delete()
             PlayerState.objects.filter(station=self.station, current_log_uid=on_air.uid).update(
@@ -384,18 +382,21 @@ class PlaybackWorker:
     def log_failed_entry(self, entry: Entry, failure: str) -> None:
         """An item that could not even start: logged as failed, removed, and the show goes on."""
         now = timezone.now()
-        row = dict(uid=uuid.uuid4(), track_id=entry.track_id, reason=entry.reason, started_at=now,
-                   ended_at=now, played=0.0, outcome=PlayLog.Outcome.FAILED, failure=failure,
-                   title=entry.title, artist=entry.artist, kind=entry.kind,
-                   requested_by_id=entry.requested_by_id, note=entry.note)
+        row = self._entry_row(entry, uid=uuid.uuid4(), started_at=now, ended_at=now, played=0.0,
+                              outcome=PlayLog.Outcome.FAILED, failure=failure)
 
         def write() -> None:
-            services.playlog_write([self._log_row(**row)])
+            services.playlog_write([row])
             if entry.queue_item_id:
                 QueueItem.objects.filter(pk=entry.queue_item_id).delete()
 
         self.later(write)
         logger.warning("station=%s track=%s skipped: %s", self.slug, entry.track_id, failure)
+
+    def _entry_row(self, entry: Entry, **times) -> dict[str, Any]:
+        return self._log_row(track_id=entry.track_id, title=entry.title, artist=entry.artist, kind=entry.kind,
+                             reason=entry.reason, requested_by_id=entry.requested_by_id, note=entry.note,
+                             **times)
 
     def _log_row(self, *, uid, reason, started_at, ended_at, played, outcome, failure="", track=None,
                  track_id=None, title=None, artist=None, kind=None, requested_by_id=None,

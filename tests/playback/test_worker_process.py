@@ -19,6 +19,7 @@ from playback.models import PlayerCommand, PlayLog
 from radio.models import Role
 from settings.asgi import application
 from tests.library.audio import make_tone
+from tests.playback.test_playback_worker import wait_for
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,16 +37,6 @@ def tone_track(station, tmp_path):
         return track_analyse(track=track)
 
     return make
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met within the time limit")
 
 
 def test_music_goes_on_while_redis_is_down_and_status_catches_up(station, tone_track, spawn,
