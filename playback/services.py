@@ -283,7 +283,7 @@ def autodj_candidates(station: Station, *, now: datetime | None = None, limit: i
     tracks = (playable_tracks(station)
               .filter(Q(last_played_at__isnull=True) | Q(last_played_at__lt=since))
               .exclude(pk__in=queued)
-              .order_by("last_played_at", "?"))
+              .order_by(F("last_played_at").asc(nulls_first=True), "?"))  # never played = least recent
     return [t for t in tracks[:limit] if t.file_checksum == t.checksum]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -13,6 +15,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from library.models import Track
+from playback.models import Reason
 from playback.services import playback_snapshot
 from radio.models import Notification, Role, Station
 from radio.services import has_role, notification_post, role_of, stations_for
@@ -49,14 +53,71 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "radio/home.html", {"stations": stations})
 
 
+def clock(seconds: float | None) -> str:
+    """0:42, 3:07, 1:02:03 — as the control page's script writes them too."""
+    if seconds is None:
+        return "–:––"
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _on_air(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The now-playing card's first render (station.js keeps it current)."""
+    current = status["current"]
+    if not current:
+        return None
+    duration, position = current.get("duration"), current.get("position") or 0.0
+    return {
+        **current,
+        "kind_label": Track.Kind(current["kind"]).label if current.get("kind") in Track.Kind.values else "",
+        "reason_label": Reason(current["reason"]).label if current.get("reason") in Reason.values else "",
+        "elapsed": clock(position),
+        "remaining": "-" + clock(max(0.0, duration - position)) if duration else "",
+        "percent": f"{min(100.0, 100.0 * position / duration):.1f}" if duration else "0",
+    }
+
+
+def _queue_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """What waits, in play order (the item on air is on the now-playing card)."""
+    rows = []
+    for item in status["queue"]:
+        if item.get("status") == "playing":
+            continue
+        track = item["track"]
+        rows.append({**item, "index": len(rows), "duration": clock(track.get("duration")),
+                     "kind_label": Track.Kind(track["kind"]).label,
+                     "reason_label": Reason(item["reason"]).label})
+    return rows
+
+
+def _state(status: dict[str, Any]) -> str:
+    if not status["worker"]["up"]:
+        return "offline"
+    if status["stopped"]:
+        return "stopped"
+    if status["paused"]:
+        return "paused"
+    return "playing" if status["is_playing"] else "idle"
+
+
 @login_required
 def station_page(request: HttpRequest, station_slug: str) -> HttpResponse:
     station, role = _member_station(request, station_slug)
+    status = playback_snapshot(station)
+    queue = _queue_rows(status)
     context = {
         "station": station,
         "role": role,
         "can_edit": has_role(request.user, station, Role.EDITOR),
-        "status": playback_snapshot(station),
+        "status": status,
+        "state": _state(status),
+        "on_air": _on_air(status),
+        "queue": queue,
+        "last_index": len(queue) - 1,
+        # For station.js: choice labels in the page's language.
+        "labels": {"kind": {k: str(v) for k, v in Track.Kind.choices},
+                   "reason": {k: str(v) for k, v in Reason.choices}},
         "notifications": station.notifications.select_related("created_by")[:20],
         "notice_form": NoticeForm(),
     }

@@ -1,18 +1,37 @@
 // Live station page: one WebSocket to /ws/stations/<slug>/, reconnecting with backoff.
+// The page is rendered with the current state; `playback_status` and `queue_update`
+// messages keep the now-playing card and the queue current, and editors drive the
+// player through the REST API (/api/v1/stations/<slug>/…). Text comes from the page.
 (function () {
   "use strict";
   var root = document.getElementById("station");
   if (!root) { return; }
   var slug = root.dataset.slug;
+  var canEdit = root.dataset.canEdit === "true";
+  var apiBase = "/api/v1/stations/" + slug + "/";
   var live = document.getElementById("live-state");
   var worker = document.getElementById("worker-state");
   var list = document.getElementById("notifications");
   var delay = 1000;
+  var socketOpen = false;
+
+  function byId(id) { return document.getElementById(id); }
+  function jsonFrom(id, fallback) {
+    var node = byId(id);
+    return node ? JSON.parse(node.textContent) : fallback;
+  }
+
+  var labels = jsonFrom("playback-labels", {kind: {}, reason: {}});
+  var status = jsonFrom("playback-status", null);
+  var receivedAt = Date.now();
+  var known = {};  // queue item id → the fullest data seen (worker messages carry fewer fields)
 
   function showWorker(up) {
     worker.textContent = up ? worker.dataset.upText : worker.dataset.downText;
     worker.className = up ? "up" : "down";
   }
+
+  // --- Notifications ------------------------------------------------------------
 
   function addNotification(n) {
     var empty = list.querySelector(".empty");
@@ -35,24 +54,318 @@
     list.prepend(li);
   }
 
+  // --- Now playing --------------------------------------------------------------
+
+  var card = byId("now-playing");
+
+  function clock(seconds) {
+    if (seconds === null || seconds === undefined || isNaN(seconds)) { return "–:––"; }
+    var total = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+    var ss = (s < 10 ? "0" : "") + s;
+    return h ? h + ":" + (m < 10 ? "0" : "") + m + ":" + ss : m + ":" + ss;
+  }
+
+  function stateOf(data) {
+    if (!data.worker || !data.worker.up) { return "offline"; }
+    if (data.stopped) { return "stopped"; }
+    if (data.paused) { return "paused"; }
+    return data.is_playing ? "playing" : "idle";
+  }
+
+  function elapsed() {
+    var current = status && status.current;
+    if (!current) { return 0; }
+    var position = current.position || 0;
+    if (stateOf(status) === "playing") { position += (Date.now() - receivedAt) / 1000; }
+    return current.duration ? Math.min(position, current.duration) : position;
+  }
+
+  function renderProgress() {
+    if (!card) { return; }
+    var current = status && status.current;
+    var bar = byId("np-progress");
+    var done = elapsed();
+    var duration = current && current.duration;
+    byId("np-elapsed").textContent = clock(done);
+    byId("np-remaining").textContent = duration ? "-" + clock(duration - done) : "";
+    byId("np-fill").style.inlineSize = (duration ? Math.min(100, 100 * done / duration) : 0) + "%";
+    bar.setAttribute("aria-valuemax", duration ? Math.round(duration) : 0);
+    bar.setAttribute("aria-valuenow", Math.round(done));
+  }
+
+  function renderStatus(data) {
+    status = data;
+    receivedAt = Date.now();
+    showWorker(data.worker && data.worker.up);
+    if (!card) { return; }
+    var state = stateOf(data);
+    var badge = byId("np-state");
+    card.dataset.state = state;
+    badge.className = "state-badge " + state;
+    badge.textContent = card.dataset["state" + state.charAt(0).toUpperCase() + state.slice(1)];
+    var current = data.current;
+    byId("np-title").textContent = current ? current.title : "—";
+    byId("np-artist").textContent = current ? current.artist || "" : "";
+    byId("np-kind").textContent = current ? labels.kind[current.kind] || current.kind : "";
+    byId("np-reason").textContent = current && current.reason ? " · " + (labels.reason[current.reason] || current.reason) : "";
+    var pause = byId("pause-resume");
+    if (pause) {
+      pause.dataset.command = data.paused ? "resume" : "pause";
+      pause.textContent = data.paused ? pause.dataset.resumeText : pause.dataset.pauseText;
+    }
+    var volume = byId("volume");
+    if (volume && document.activeElement !== volume) { volume.value = data.volume; }
+    byId("volume-value").textContent = data.volume;
+    if (Array.isArray(data.queue)) { renderQueue(data.queue); }
+    renderProgress();
+  }
+
+  // --- Queue --------------------------------------------------------------------
+
+  var queueList = byId("queue-list");
+
+  function button(text, action, label, disabled, extra) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "small" + (extra ? " " + extra : "");
+    b.dataset.action = action;
+    b.textContent = text;
+    b.title = label;
+    b.setAttribute("aria-label", label);
+    b.disabled = !!disabled;
+    return b;
+  }
+
+  function renderQueue(items) {
+    if (!queueList) { return; }
+    var waiting = items.filter(function (item) { return item.status !== "playing"; }).map(function (item) {
+      // The worker's messages leave out who asked for an item: keep what the queue messages said.
+      var merged = Object.assign({}, known[item.id] || {});
+      Object.keys(item).forEach(function (key) {
+        if (item[key] !== null && item[key] !== undefined) { merged[key] = item[key]; }
+      });
+      if (item.id !== null && item.id !== undefined) { known[item.id] = merged; }
+      return merged;
+    });
+    queueList.replaceChildren();
+    if (!waiting.length) {
+      var empty = document.createElement("li");
+      empty.className = "empty";
+      empty.textContent = queueList.dataset.empty;
+      queueList.append(empty);
+      return;
+    }
+    waiting.forEach(function (item, index) {
+      var track = item.track || {};
+      var li = document.createElement("li");
+      li.className = "queue-item";
+      li.dataset.id = item.id;
+      var text = document.createElement("span");
+      text.className = "q-text";
+      var title = document.createElement("strong");
+      title.className = "q-title";
+      title.textContent = track.title;
+      text.append(title);
+      if (track.artist) {
+        var artist = document.createElement("span");
+        artist.className = "q-artist";
+        artist.textContent = track.artist;
+        text.append(" ", artist);
+      }
+      var meta = [labels.kind[track.kind] || track.kind, clock(track.duration),
+                  labels.reason[item.reason] || item.reason];
+      if (item.requested_by) { meta.push(queueList.dataset.by.replace("%(name)s", item.requested_by)); }
+      var details = document.createElement("span");
+      details.className = "q-meta";
+      details.textContent = meta.filter(Boolean).join(" · ");
+      text.append(" ", details);
+      li.append(text);
+      if (canEdit && item.id !== null && item.id !== undefined) {
+        var actions = document.createElement("span");
+        actions.className = "q-actions";
+        actions.append(button("↑", "up", queueList.dataset.up, index === 0),
+                       button("↓", "down", queueList.dataset.down, index === waiting.length - 1),
+                       button("✕", "remove", queueList.dataset.remove, false, "secondary"));
+        li.append(actions);
+      }
+      queueList.append(li);
+    });
+  }
+
+  // --- Talking to the API ---------------------------------------------------------
+
+  var message = byId("control-message");
+
+  function say(text, isError) {
+    if (!message) { return; }
+    message.textContent = text;
+    message.className = "control-message" + (isError ? " error" : "");
+  }
+
+  function csrfToken() {
+    var field = document.querySelector("[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  function errorText(body, fallback) {
+    if (!body) { return fallback; }
+    if (body.detail) { return body.detail; }
+    var first = Object.keys(body)[0];
+    var value = first && body[first];
+    return Array.isArray(value) ? value.join(" ") : value || fallback;
+  }
+
+  function request(method, path, body) {
+    var options = {method: method, credentials: "same-origin",
+                   headers: {"Accept": "application/json", "X-CSRFToken": csrfToken()}};
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(apiBase + path, options).then(function (response) {
+      if (response.status === 204) { return null; }
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (!response.ok) { throw new Error(errorText(data, response.statusText)); }
+        return data;
+      });
+    });
+  }
+
+  function failed(error) { say(message.dataset.failed + " " + error.message, true); }
+
+  function refreshQueueIfOffline() {
+    // Live updates normally bring the new queue; without a socket, ask for it.
+    if (!socketOpen) { request("GET", "queue").then(renderQueue).catch(failed); }
+  }
+
+  if (canEdit) {
+    var transport = byId("transport");
+    transport.addEventListener("click", function (event) {
+      var target = event.target.closest("button[data-command]");
+      if (!target) { return; }
+      request("POST", "player/" + target.dataset.command).then(function () {
+        say(message.dataset.sent, false);
+      }).catch(failed);
+    });
+    var volume = byId("volume");
+    volume.addEventListener("input", function () { byId("volume-value").textContent = volume.value; });
+    volume.addEventListener("change", function () {
+      request("POST", "player/volume", {volume: Number(volume.value)}).then(function () {
+        say(message.dataset.sent, false);
+      }).catch(failed);
+    });
+
+    queueList.addEventListener("click", function (event) {
+      var target = event.target.closest("button[data-action]");
+      if (!target) { return; }
+      var li = target.closest("li[data-id]");
+      var items = Array.prototype.slice.call(queueList.querySelectorAll("li[data-id]"));
+      var index = items.indexOf(li);
+      var done;
+      if (target.dataset.action === "remove") {
+        done = request("DELETE", "queue/" + li.dataset.id);
+      } else {
+        var to = target.dataset.action === "up" ? index - 1 : index + 1;
+        done = request("PATCH", "queue/" + li.dataset.id, {to_index: Math.max(0, to)});
+      }
+      done.then(refreshQueueIfOffline).catch(failed);
+    });
+
+    // Add to the queue: search the library, then Next / End / Play now.
+    var search = byId("track-search");
+    var results = byId("search-results");
+    var timer = null, asked = 0;
+
+    function resultItem(track) {
+      var li = document.createElement("li");
+      li.dataset.track = track.id;
+      var text = document.createElement("span");
+      text.className = "r-text";
+      var title = document.createElement("strong");
+      title.textContent = track.title;
+      text.append(title);
+      if (track.artist) { text.append(" " + track.artist); }
+      var meta = document.createElement("span");
+      meta.className = "q-meta";
+      meta.textContent = " " + [labels.kind[track.kind] || track.kind, clock(track.duration)].join(" · ")
+        + (track.is_playable ? "" : " · " + results.dataset.unplayable);
+      text.append(meta);
+      var actions = document.createElement("span");
+      actions.className = "q-actions";
+      actions.append(button(results.dataset.next, "next", results.dataset.nextLabel, !track.is_playable),
+                     button(results.dataset.end, "end", results.dataset.endLabel, !track.is_playable),
+                     button(results.dataset.playNow, "play-now", results.dataset.playNowLabel,
+                            !track.is_playable, "secondary"));
+      li.append(text, actions);
+      return li;
+    }
+
+    function runSearch() {
+      var term = search.value.trim();
+      var ticket = ++asked;
+      if (!term) { results.replaceChildren(); return; }
+      request("GET", "tracks?enabled=true&search=" + encodeURIComponent(term)).then(function (page) {
+        if (ticket !== asked) { return; }  // a newer search is on its way
+        var tracks = page.results || page;
+        results.replaceChildren();
+        if (!tracks.length) {
+          var none = document.createElement("li");
+          none.className = "empty";
+          none.textContent = results.dataset.none;
+          results.append(none);
+        }
+        tracks.slice(0, 20).forEach(function (track) { results.append(resultItem(track)); });
+      }).catch(failed);
+    }
+
+    search.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(runSearch, 250);
+    });
+    search.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") { event.preventDefault(); clearTimeout(timer); runSearch(); }
+    });
+    results.addEventListener("click", function (event) {
+      var target = event.target.closest("button[data-action]");
+      if (!target) { return; }
+      var track = Number(target.closest("li[data-track]").dataset.track);
+      var action = target.dataset.action;
+      var done = action === "play-now"
+        ? request("POST", "player/play-now", {track: track}).then(function () { say(message.dataset.sent, false); })
+        : request("POST", "queue", {track: track, at: action}).then(function () { say(message.dataset.added, false); });
+      done.then(refreshQueueIfOffline).catch(failed);
+    });
+  }
+
+  if (status) { renderStatus(status); }
+  setInterval(renderProgress, 1000);
+
+  // --- Live feed ----------------------------------------------------------------
+
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + location.host + "/ws/stations/" + slug + "/");
     socket.onopen = function () {
       delay = 1000;
+      socketOpen = true;
       live.textContent = live.dataset.on;
       live.className = "live on";
     };
     socket.onmessage = function (event) {
-      var message = JSON.parse(event.data);
-      if (message.type === "playback_status") {
-        showWorker(message.data.worker && message.data.worker.up);
-      } else if (message.type === "notification") {
-        addNotification(message.data);
+      var incoming = JSON.parse(event.data);
+      if (incoming.type === "playback_status") {
+        renderStatus(incoming.data);
+      } else if (incoming.type === "queue_update") {
+        if (status) { status.queue = incoming.data.queue; }
+        renderQueue(incoming.data.queue || []);
+      } else if (incoming.type === "notification") {
+        addNotification(incoming.data);
       }
-      document.dispatchEvent(new CustomEvent("onair:" + message.type, {detail: message.data}));
+      document.dispatchEvent(new CustomEvent("onair:" + incoming.type, {detail: incoming.data}));
     };
     socket.onclose = function (event) {
+      socketOpen = false;
       live.textContent = live.dataset.off;
       live.className = "live";
       if (event.code === 4401 || event.code === 4403) { return; }

@@ -1,0 +1,37 @@
+"""Playback fixtures: tracks that may go on air (real audio, imported and marked analysed)."""
+
+from __future__ import annotations
+
+import pytest
+
+# Models and services are imported inside fixtures: this conftest loads before Django is set up.
+
+
+@pytest.fixture(scope="session")
+def tone_file(tmp_path_factory):
+    """One second of real MP3 audio, imported again for every track a test needs."""
+    from tests.library.audio import make_tone
+
+    return make_tone(tmp_path_factory.mktemp("tones") / "tone.mp3", seconds=1.0)
+
+
+@pytest.fixture
+def make_playable(station, tone_file):
+    """make_playable(title, artist="", station=…, kind="song", **fields) → a Track that is_playable."""
+    from library.models import Track
+    from library.services import track_import_file
+
+    def make(title: str, artist: str = "", *, station=station, kind: str = Track.Kind.SONG, **fields):
+        track = track_import_file(station=station, path=tone_file, source=Track.Source.UPLOAD,
+                                  original_name=f"{title}.mp3",
+                                  hints={"title": title, "artist": artist, "kind": kind})
+        Track.objects.filter(pk=track.pk).update(**{"analysis": Track.Analysis.OK, **fields})
+        track.refresh_from_db()
+        return track
+
+    return make
+
+
+@pytest.fixture
+def playable_track(make_playable):
+    return make_playable("Boker Tov", "Kol Band")
