@@ -8,11 +8,13 @@ which works on every output (audio_set_volume does nothing on `dummy`).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import vlc
 
@@ -46,7 +48,8 @@ def volume_to_preamp(volume: int) -> float:
 
 
 class Engine:
-    def __init__(self, config: OutputConfig, events: queue.Queue, *, file_caching_ms: int = 0) -> None:
+    def __init__(self, config: OutputConfig, events: queue.Queue, *, file_caching_ms: int = 0,
+                 audio_sink: Any = None) -> None:
         self.config = config
         self.events = events
         args = ["--no-video", "--quiet", "--no-stats", f"--file-caching={file_caching_ms}",
@@ -63,6 +66,8 @@ class Engine:
         self.player = self.instance.media_player_new()
         if config.kind == "soundcard" and config.device:
             self.player.audio_output_device_set(None, config.device)
+        if config.kind == "amem" and audio_sink is not None:
+            self._attach_amem(audio_sink)
         self.equalizer = vlc.AudioEqualizer()
         self.volume = 100
         self._set_preamp(volume_to_preamp(100))
@@ -72,6 +77,34 @@ class Engine:
                                  (vlc.EventType.MediaPlayerPlaying, "playing")):
             manager.event_attach(event_type, self._on_event, name)
         self.generation = 0
+
+    def _attach_amem(self, sink: Any) -> None:
+        """Hand every decoded PCM buffer to `sink` (benchmarks and tests capture the output).
+
+        Format: S16N (native-endian signed 16-bit), 44.1 kHz, stereo interleaved.
+        `sink.play(pcm: bytes, pts_us: int)` gets each buffer and the libvlc clock time
+        (`vlc.libvlc_clock()`, µs) at which its first sample is due. Optional methods,
+        called like a sound card's: `pause(pts_us)`, `resume(pts_us)`, `flush(pts_us)`
+        (discard what is pending) and `drain()` (the item's audio is all handed over;
+        a sound card returns once it has been heard, which is when VLC reports the end).
+        They run in VLC's threads: never call libvlc from them.
+        """
+        cb = vlc.CallbackDecorators
+
+        def play(_opaque, samples, count, pts) -> None:
+            sink.play(ctypes.string_at(samples, count * 4), pts)
+
+        def with_pts(name: str, decorator):
+            method = getattr(sink, name, None)
+            return decorator(lambda _opaque, pts: method(pts)) if method else None
+
+        drain = getattr(sink, "drain", None)
+        # Kept on the engine: ctypes callbacks must outlive the player.
+        self._amem_callbacks = (cb.AudioPlayCb(play), with_pts("pause", cb.AudioPauseCb),
+                                with_pts("resume", cb.AudioResumeCb), with_pts("flush", cb.AudioFlushCb),
+                                cb.AudioDrainCb(lambda _opaque: drain()) if drain else None)
+        self.player.audio_set_callbacks(*self._amem_callbacks, None)
+        self.player.audio_set_format("S16N", 44100, 2)
 
     def _on_event(self, event, name: str) -> None:
         # Inside libvlc's thread: hand over, never call back into libvlc here.
