@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 # Flat equalizer at 0 dB preamp is −12 dB; +12 dB is unity; −20 dB is the floor.
 PREAMP_UNITY_DB = 12.0
 PREAMP_FLOOR_DB = -20.0
+END_TOLERANCE = 0.05  # seconds: a cue-out this close to the end is the end
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class OutputConfig:
     device: str = ""
     icecast_url: str = ""  # source:PASSWORD@HOST:PORT/MOUNT
     bitrate: int = 128
+    gather: bool = True  # local outputs: keep one audio output across items
 
 
 def icecast_sout(config: OutputConfig) -> str:
@@ -114,17 +116,25 @@ class Engine:
         self.equalizer.set_preamp(db)
         self.player.set_equalizer(self.equalizer)
 
-    def prepare(self, path: Path, *, cue_in: float = 0.0, cue_out: float | None = None) -> vlc.Media:
+    def prepare(self, path: Path, *, cue_in: float = 0.0, cue_out: float | None = None,
+                duration: float | None = None) -> vlc.Media:
         """A media ready to start at once (options set, file checked)."""
         if not path.is_file():
             raise FileNotFoundError(f"audio file not found: {path}")
         options = []
         if cue_in > 0:
             options.append(f"start-time={cue_in:.3f}")
-        if cue_out:
+        # A stop-time at the very end makes VLC drop the file's last (partial) frame:
+        # only cut when the cue really is before the end.
+        if cue_out and not (duration and cue_out >= duration - END_TOLERANCE):
             options.append(f"stop-time={cue_out:.3f}")
         if self.config.kind == "icecast":
             options += [icecast_sout(self.config), "sout-keep"]
+        elif self.config.gather:
+            # One audio output kept across items (#gather:display): the next item's
+            # audio queues behind the current one instead of waiting for the output
+            # to drain, close and reopen at every join.
+            options += ["sout=#gather:display", "sout-keep"]
         media = self.instance.media_new_path(str(path))
         for option in options:
             media.add_option(f":{option}")

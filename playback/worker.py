@@ -141,9 +141,11 @@ class PlaybackWorker:
         return result
 
     def later(self, fn: Callable[[], None]) -> None:
-        """Queue a write; it runs in order as soon as the database answers."""
+        """Queue a write; it runs in order at the end of this turn, or once the database answers.
+
+        Never written inline: at a track change the next item starts first.
+        """
         self.pending.append(fn)
-        self.flush()
 
     def flush(self) -> bool:
         while self.pending:
@@ -222,6 +224,8 @@ class PlaybackWorker:
         self.check_silence()
         if self.on_air is not None and now - self.status.last_broadcast >= 1.0:
             self.broadcast()
+        if self.pending and self.status.db_down_since is None:
+            self.flush()  # while the database is away, heartbeats retry it
 
     def handle_event(self, event: tuple) -> None:
         source, name, *rest = event
@@ -310,7 +314,7 @@ class PlaybackWorker:
             return
         try:
             self.prepared = Prepared(key, self.engine.prepare(entry.path, cue_in=entry.cue_in,
-                                                              cue_out=entry.cue_out))
+                                                              cue_out=entry.cue_out, duration=entry.duration))
         except FileNotFoundError:
             self.prepared = None
 
@@ -329,7 +333,8 @@ class PlaybackWorker:
         key = (entry.queue_item_id, entry.track_id, str(entry.path))
         try:
             media = self.prepared.media if self.prepared and self.prepared.key == key else \
-                self.engine.prepare(entry.path, cue_in=entry.cue_in, cue_out=entry.cue_out)
+                self.engine.prepare(entry.path, cue_in=entry.cue_in, cue_out=entry.cue_out,
+                                    duration=entry.duration)
             self.prepared = None
             self.engine.restore_volume()
             generation = self.engine.start(media)
@@ -497,8 +502,21 @@ class PlaybackWorker:
 
     # --- liveness, status, alerts ------------------------------------------------------------
 
+    def near_a_join(self) -> bool:
+        """The item on air ends before a reconnect attempt could time out (it would delay the next).
+
+        Right after an item starts is always a safe moment, so even short items leave one.
+        """
+        if self.on_air is None or not self.on_air.entry.length:
+            return False
+        played = self.on_air.played(self.clock())
+        timeout = settings.DATABASES["default"].get("OPTIONS", {}).get("connect_timeout", 3)
+        return played > 1.0 and self.on_air.entry.length - played < timeout + 1.0
+
     def heartbeat(self) -> None:
         self.status.last_heartbeat = self.clock()
+        if self.status.db_down_since is not None and self.near_a_join():
+            return  # reconnecting may block for the connect timeout: not right before a join
         if not connection.in_atomic_block:  # never inside a caller's (or a test's) transaction
             close_old_connections()
         renewed = self.db(lambda: lease_renew(key=self.key, owner=self.owner), default=True)

@@ -47,6 +47,8 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL is not valid: unknown database scheme.")
     if _db["ENGINE"] == "django.db.backends.postgresql":
         _db["CONN_HEALTH_CHECKS"] = True
+        # Fail fast when the server is unreachable: the playback worker must not hang on it.
+        _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
