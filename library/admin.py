@@ -26,7 +26,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from library.models import DriveFolder, Genre, SyncRun, Track
 from library.serializers import cue_errors
 from library.services import track_enqueue_analysis, track_update
-from radio.admin import StationScopedAdmin
+from radio.admin import ReadOnlyAdminMixin, StationScopedAdmin
 from radio.models import Role, Station
 from radio.services import has_role, stations_for
 
@@ -364,7 +364,7 @@ class DriveFolderAdmin(LibraryAdmin):
 # --- Sync runs ------------------------------------------------------------------
 
 @admin.register(SyncRun)
-class SyncRunAdmin(LibraryAdmin):
+class SyncRunAdmin(ReadOnlyAdminMixin, LibraryAdmin):
     """Read-only history; "Sync now" on the list asks for a Drive sync (editors)."""
 
     list_display = ["started_at", "station", "kind", "status", "finished_at", "counts_display",
@@ -375,15 +375,6 @@ class SyncRunAdmin(LibraryAdmin):
     readonly_fields = ["station", "kind", "status", "started_at", "finished_at", "counts", "progress",
                        "requests", "error", "triggered_by"]
     fields = readonly_fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("counts"))
     def counts_display(self, obj: SyncRun) -> str:

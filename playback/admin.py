@@ -19,21 +19,12 @@ from library.models import Track
 from playback.models import EmergencyTrack, PlayerCommand, PlayLog, QueueItem
 from playback.services import QueueError, playlog_csv_lines, queue_remove
 from playback.views import as_run_filename, csv_response
-from radio.admin import StationScopedAdmin
+from radio.admin import ReadOnlyAdminMixin, StationScopedAdmin
 from radio.models import Station
 
 
-class ReadOnlyAdmin(StationScopedAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, StationScopedAdmin):
     """Rows the system writes: members look, nobody edits here."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(QueueItem)

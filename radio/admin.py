@@ -100,6 +100,19 @@ class StationScopedAdmin(admin.ModelAdmin):
         super().delete_model(request, obj)
 
 
+class ReadOnlyAdminMixin:
+    """Rows the system writes (journals, logs, runs): people look, nobody edits here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     """Roles on the station; only its admins see or change them."""
 
@@ -178,21 +191,12 @@ class NotificationAdmin(StationScopedAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(StationScopedAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, StationScopedAdmin):
     view_role = Role.ADMIN
     list_display = ["created_at", "station", "actor_repr", "action", "object_repr"]
     list_filter = ["action", "object_type", "station"]
     search_fields = ["actor_repr", "object_repr", "action"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(WorkerHeartbeat)
