@@ -47,8 +47,14 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL is not valid: unknown database scheme.")
     if _db["ENGINE"] == "django.db.backends.postgresql":
         _db["CONN_HEALTH_CHECKS"] = True
-        # Fail fast when the server is unreachable: the playback worker must not hang on it.
-        _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
+        # Fail fast when the server is unreachable or vanishes mid-query: the playback
+        # worker must not hang on it (libpq: connect_timeout, TCP keepalives, tcp_user_timeout).
+        # https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+        _db.setdefault("OPTIONS", {}).update({
+            "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 3, minimum=1),
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+            "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 10_000, minimum=1000),
+        })
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
