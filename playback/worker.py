@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -93,6 +94,43 @@ class Prepared:
     media: Any
 
 
+class Broadcaster:
+    """Sends status to the station's group from its own thread, latest message only.
+
+    The worker thread never waits on Redis: a slow or vanished Redis only delays
+    (and coalesces) status messages, never the next item.
+    """
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        self.latest: dict[str, Any] | None = None
+        self.closing = False
+        self.condition = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="status", daemon=True)
+        self.thread.start()
+
+    def send(self, data: dict[str, Any]) -> None:
+        with self.condition:
+            self.latest = data
+            self.condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.condition:
+                while self.latest is None and not self.closing:
+                    self.condition.wait()
+                if self.closing and self.latest is None:
+                    return
+                data, self.latest = self.latest, None
+            station_notify(self.slug, MessageType.PLAYBACK_STATUS, data)  # logs and returns on failure
+
+    def close(self, timeout: float = 2.0) -> None:
+        with self.condition:
+            self.closing = True
+            self.condition.notify()
+        self.thread.join(timeout)
+
+
 @dataclass
 class WorkerStatus:
     silence_since: float | None = None
@@ -127,6 +165,7 @@ class PlaybackWorker:
         self.nudged = True
         self.status = WorkerStatus()
         self.started_at = timezone.now()
+        self.broadcaster = Broadcaster(self.slug)
 
     # --- database access, never blocking the broadcast --------------------------------
 
@@ -536,11 +575,7 @@ class PlaybackWorker:
         if not force and now - self.status.last_broadcast < 1.0:
             return
         self.status.last_broadcast = now
-        data = self.status_data()
-        try:
-            station_notify(self.slug, MessageType.PLAYBACK_STATUS, data)
-        except Exception:  # noqa: BLE001 - Redis away: clients catch up on reconnect
-            logger.debug("station=%s status not broadcast", self.slug)
+        self.broadcaster.send(self.status_data())
 
     def status_data(self) -> dict[str, Any]:
         on_air = self.on_air
@@ -586,3 +621,4 @@ class PlaybackWorker:
             self.finish(PlayLog.Outcome.INTERRUPTED, "playback worker stopped")
         self.engine.stop()
         self.flush()
+        self.broadcaster.close()

@@ -244,7 +244,9 @@ REDIS_URL = REDIS_URL or f"unix://{REDIS_SOCKET}"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        # Time-outs so a Redis that vanishes (no refusal, just silence) cannot block a sender.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 10}],
+                   "capacity": 1000, "expiry": 60},
     }
 }
 
