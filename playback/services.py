@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, Min, Q
@@ -22,7 +20,7 @@ from django.utils import timezone
 from library.models import Track
 from playback.models import EmergencyTrack, PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
 from radio.models import Station
-from radio.notify import MessageType, station_notify
+from radio.notify import MessageType, channel_send, station_notify
 from radio.services import audit_record, heartbeat_age, lease_holder
 
 logger = logging.getLogger(__name__)
@@ -44,10 +42,7 @@ def worker_channel(station: Station | str) -> str:
 
 def worker_nudge(station: Station) -> None:
     """Wake the worker. Only a nudge: it also polls, so a lost message loses nothing."""
-    try:
-        async_to_sync(get_channel_layer().send)(worker_channel(station), {"type": "nudge"})
-    except Exception:  # noqa: BLE001
-        logger.warning("station=%s worker nudge not sent: channel layer unavailable", station.slug)
+    channel_send(worker_channel(station), {"type": "nudge"})
 
 
 # --- Queue --------------------------------------------------------------------

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from playback import services
 from playback.engine import Engine
 from playback.models import PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
 from radio.models import Notification, Station
-from radio.notify import MessageType, station_notify
+from radio.notify import MessageType, station_notify_now
 from radio.services import lease_renew, notification_post
 
 logger = logging.getLogger(__name__)
@@ -95,15 +96,17 @@ class Prepared:
 
 
 class Broadcaster:
-    """Sends status to the station's group from its own thread, latest message only.
+    """Sends this process's channel-layer messages from its own thread.
 
-    The worker thread never waits on Redis: a slow or vanished Redis only delays
-    (and coalesces) status messages, never the next item.
+    The worker thread never waits on Redis: status messages (latest only) and
+    the services' notices and nudges (in order, at most 500 waiting) are handed
+    over here, so a slow or vanished Redis delays them, never the next item.
     """
 
     def __init__(self, slug: str) -> None:
         self.slug = slug
         self.latest: dict[str, Any] | None = None
+        self.jobs: deque[Callable[[], bool]] = deque(maxlen=500)
         self.closing = False
         self.condition = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="status", daemon=True)
@@ -114,15 +117,24 @@ class Broadcaster:
             self.latest = data
             self.condition.notify()
 
+    def submit(self, job: Callable[[], bool]) -> None:
+        with self.condition:
+            self.jobs.append(job)
+            self.condition.notify()
+
     def _run(self) -> None:
         while True:
             with self.condition:
-                while self.latest is None and not self.closing:
+                while self.latest is None and not self.jobs and not self.closing:
                     self.condition.wait()
-                if self.closing and self.latest is None:
+                if self.closing and self.latest is None and not self.jobs:
                     return
+                jobs, self.jobs = list(self.jobs), deque(maxlen=500)
                 data, self.latest = self.latest, None
-            station_notify(self.slug, MessageType.PLAYBACK_STATUS, data)  # logs and returns on failure
+            for job in jobs:
+                job()  # station_notify_now / channel sends: they log and return on failure
+            if data is not None:
+                station_notify_now(self.slug, MessageType.PLAYBACK_STATUS, data)
 
     def close(self, timeout: float = 2.0) -> None:
         with self.condition:

@@ -203,3 +203,43 @@ def test_queue_refuses_an_unplayable_track(station, tone_track, make_user):
     track.save()
     with pytest.raises(services.QueueError, match="disabled"):
         services.queue_append(station=station, track=track, actor=make_user(Role.EDITOR, station))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_silent_redis_never_holds_up_the_next_item(station, tone_track, settings):
+    import socket
+
+    from channels.layers import channel_layers
+
+    from radio.notify import send_in_background
+
+    # A Redis that takes connections and never answers (a blackholed host), unlike a
+    # refusal: every send would wait for the layer's socket time-out.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(100)
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+                              "socket_connect_timeout": 2, "socket_timeout": 10}]}}}
+    channel_layers.backends.clear()
+    events: queue.Queue = queue.Queue()
+    player = PlaybackWorker(station, Engine(OutputConfig("dummy"), events), events, owner="t")
+    for name, artist in (("One", "A"), ("Two", "B"), ("Three", "C")):
+        tone_track(name, artist=artist)
+    station.queue_min_depth = 2  # auto-DJ tops up from the worker: queue notices and nudges
+    station.save()
+    player.station.queue_min_depth = 2
+    send_in_background(player.broadcaster.submit)  # as the playback_worker command does
+    try:
+        started = time.monotonic()
+        player.recover()
+        run_until(player, lambda: len(logs(station)) == 3)
+        # Three one-second items back to back, though every status, notice and nudge hangs.
+        assert time.monotonic() - started < 5.0
+        assert [r.outcome for r in logs(station)] == [PlayLog.Outcome.COMPLETED] * 3
+    finally:
+        send_in_background(None)
+        player.engine.release()
+        silent.close()
+        channel_layers.backends.clear()

@@ -25,6 +25,7 @@ from playback.engine import Engine, OutputConfig
 from playback.services import playback_lease_key, worker_channel
 from playback.worker import PlaybackWorker
 from radio.models import Station
+from radio.notify import send_in_background
 from radio.services import heartbeat_age, lease_acquire, lease_holder, lease_release, worker_identity
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ class Command(BaseCommand):
         worker = PlaybackWorker(self.station, engine, events, owner=self.owner)
         listener = NudgeListener(worker_channel(self.station), events)
         listener.start()
+        # Every channel-layer send of this process (status, queue notices, alerts) leaves
+        # from the worker's sending thread: the playing thread never waits on Redis.
+        send_in_background(worker.broadcaster.submit)
         self.stdout.write(f"Playback worker for station {self.station.slug} started ({self.owner}, "
                           f"output {config.kind}).")
         try:
@@ -102,6 +106,7 @@ class Command(BaseCommand):
         finally:
             listener.stopping.set()
             worker.close()
+            send_in_background(None)
             engine.release()
             self.release()
 
