@@ -29,7 +29,7 @@ from library.drive_tree import FOLDER_MIME, FolderTree
 from library.models import DriveFolder, SyncCursor, SyncRun, Track, normalise
 from library.services import track_apply, track_attach_file, track_enqueue_analysis
 from library.tags import AUDIO_EXTENSIONS, NotAudio
-from radio.google import GoogleNotConfigured, google_service, station_credentials
+from radio.google import GoogleNotConfigured, google_execute, google_service, station_credentials
 from radio.notify import MessageType, station_notify
 
 logger = logging.getLogger(__name__)
@@ -92,10 +92,7 @@ class Drive:
         self.run = run
 
     def execute(self, request) -> dict[str, Any]:
-        self.run.requests += 1
-        # google-api-python-client retries 429, 5xx and socket errors with exponential
-        # backoff and random jitter (googleapiclient.http._retry_request).
-        return request.execute(num_retries=settings.GOOGLE_API_RETRIES)
+        return google_execute(request, self.run)
 
     def list_children(self, folder_id: str):
         token = None

@@ -29,7 +29,7 @@ from library.drive_tree import FOLDER_MIME
 from library.models import ClassificationRule, DriveFolder, Genre, GmailImport, SyncRun, Track
 from library.services import ImportRejected, track_import_file
 from library.tags import AUDIO_EXTENSIONS
-from radio.google import GoogleNotConfigured, google_service, station_credentials
+from radio.google import GoogleNotConfigured, google_execute, google_service, station_credentials
 from radio.notify import MessageType, station_notify
 from radio.services import audit_record
 
@@ -82,8 +82,7 @@ class Gmail:
         self.run = run
 
     def execute(self, request) -> dict[str, Any]:
-        self.run.requests += 1
-        return request.execute(num_retries=settings.GOOGLE_API_RETRIES)
+        return google_execute(request, self.run)
 
     def message_ids(self, query: str) -> list[str]:
         ids, token = [], None
@@ -138,8 +137,7 @@ class DriveUploader:
         self.files = google_service("drive", "v3", station_credentials(station)).files()
 
     def execute(self, request) -> dict[str, Any]:
-        self.run.requests += 1
-        return request.execute(num_retries=settings.GOOGLE_API_RETRIES)
+        return google_execute(request, self.run)
 
     def kind_folder(self, kind: str) -> tuple[DriveFolder, str]:
         """The top folder for `kind` under the first watched root (created when absent)."""

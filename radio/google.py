@@ -106,3 +106,13 @@ def google_service(api: str, version: str, credentials: Any):
         return build(api, version, http=http, static_discovery=False, cache_discovery=False,
                      discoveryServiceUrl=f"{base}/discovery/v1/apis/{{api}}/{{apiVersion}}/rest")
     return build(api, version, http=http, static_discovery=True, cache_discovery=False)
+
+
+def google_execute(request, run) -> dict[str, Any]:
+    """Run one Google API request for a sync run, counting it in `run.requests`.
+
+    google-api-python-client retries 429, 5xx and socket errors with exponential
+    backoff and random jitter (googleapiclient.http._retry_request).
+    """
+    run.requests += 1
+    return request.execute(num_retries=settings.GOOGLE_API_RETRIES)

@@ -50,6 +50,7 @@ def check_playback(database_ok: bool) -> dict[str, dict[str, Any]]:
     if not database_ok:
         return {}
     from radio.models import Station, WorkerHeartbeat
+    from radio.services import heartbeat_age
 
     beats = {b.key: b for b in WorkerHeartbeat.objects.filter(key__startswith="playback:")}
     result: dict[str, dict[str, Any]] = {}
@@ -62,7 +63,7 @@ def check_playback(database_ok: bool) -> dict[str, dict[str, Any]]:
             result[slug] = {"ok": False, "detail": "playback worker stopped",
                             "stopped_at": beat.stopped_at.isoformat() if beat.stopped_at else None}
             continue
-        age = time.time() - beat.beat_at.timestamp()
+        age = heartbeat_age(beat)
         if age > settings.PLAYBACK_STALE_SECONDS:
             result[slug] = {"ok": False, "detail": f"no heartbeat for {age:.0f} s",
                             "last_beat": beat.beat_at.isoformat()}
