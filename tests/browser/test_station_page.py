@@ -27,7 +27,9 @@ def live_url(process_env):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "settings.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning",
+         # The browser may still hold WebSockets open when the server is stopped.
+         "--timeout-graceful-shutdown", "2"],
         env=process_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -43,7 +45,11 @@ def live_url(process_env):
             time.sleep(0.1)
     yield url
     server.terminate()
-    server.wait(timeout=10)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)
 
 
 @pytest.fixture
