@@ -206,19 +206,53 @@ def lease_acquire(*, key: str, owner: str, stale_after: float,
     """Claim the single-instance lease `key`. Returns None if a live holder has it.
 
     A conditional UPDATE claims it (no lock held across the worker's life): the
-    lease is free when released or when its holder stopped beating.
+    lease is free when released, when its holder stopped beating for
+    `stale_after` seconds, or at once when its holder ran on this host and its
+    process is gone (a crashed worker restarted by the supervisor need not wait
+    out the stale age). A holder on another host is only judged by its beat.
     """
     now = timezone.now()
+    fields = {"owner": owner, "started_at": now, "beat_at": now, "stopped_at": None, "status": {}}
     WorkerHeartbeat.objects.get_or_create(key=key, defaults={"station": station})
     claimed = (
         WorkerHeartbeat.objects.filter(key=key)
         .filter(models.Q(owner="") | models.Q(beat_at__isnull=True)
                 | models.Q(beat_at__lt=now - timedelta(seconds=stale_after)))
-        .update(owner=owner, started_at=now, beat_at=now, stopped_at=None, status={})
+        .update(**fields)
     )
     if claimed != 1:
-        return None
+        holder = WorkerHeartbeat.objects.filter(key=key).values_list("owner", flat=True).first()
+        if not holder or not _owner_is_dead_here(holder):
+            return None
+        # Conditional on the dead owner: if another worker claimed it meanwhile, we lose.
+        if WorkerHeartbeat.objects.filter(key=key, owner=holder).update(**fields) != 1:
+            return None
+        logger.info("lease=%s taken over from %s: its process no longer exists", key, holder)
     return WorkerHeartbeat.objects.get(key=key)
+
+
+def _owner_is_dead_here(owner: str) -> bool:
+    """True if `owner` (a `worker_identity()`) names a process of this host that is gone.
+
+    Host names must be unique per PID namespace (Docker's default container
+    hostname is), otherwise a live holder elsewhere could look dead here.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) <= 0:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        # Our own PID, yet another owner string: an earlier life of this PID
+        # (a restarted container's worker often gets the same small PID).
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by another user
+        return False
+    return False
 
 
 def lease_holder(key: str) -> WorkerHeartbeat | None:
