@@ -86,12 +86,36 @@ class RedisServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class TcpProxy:
-    """A loopback TCP proxy that can cut a connection like a network outage.
+class _Link:
+    """One proxied connection: the client's socket, the server's (if any), and
+    whether it has been blackholed (a blackholed link never forwards again)."""
 
-    `cut()` drops every open connection and refuses new ones (accept-then-close);
-    `restore()` forwards again. Lets one process lose its database without
-    stopping the server the rest of the test session uses.
+    def __init__(self, client: socket.socket, upstream: socket.socket | None, dead: bool) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.dead = dead
+
+    def sockets(self) -> list[socket.socket]:
+        return [s for s in (self.client, self.upstream) if s is not None]
+
+
+class TcpProxy:
+    """A loopback TCP proxy that can fail like a network outage, two ways.
+
+    `cut()` drops every open connection and refuses new ones (accept-then-close):
+    the peer sees a reset or end of file at once, the easy outage.
+
+    `blackhole()` is the silent one: every open connection stays open (no FIN,
+    no RST) but from then on its bytes are read and dropped in both directions,
+    and new connections are accepted, read and dropped, never forwarded. The
+    client's kernel still acknowledges what it sends, so `connect_timeout`,
+    keepalives and `tcp_user_timeout` do not notice; only a client-side timeout
+    on the read does (see FACTS.md). `restore()` forwards again for connections
+    opened afterwards; a connection that was blackholed stays dead and hung for
+    good, as after a real network partition: the client must give up on it.
+
+    Lets one process lose its database or Redis without stopping the server the
+    rest of the test session uses.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -103,12 +127,16 @@ class TcpProxy:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
-        self.up = True
+        self.mode = "up"  # "up" | "cut" | "blackhole"
         self.closing = False
-        self.open: list[socket.socket] = []
+        self.links: list[_Link] = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
+
+    @property
+    def up(self) -> bool:
+        return self.mode == "up"
 
     def _accept(self) -> None:
         import threading
@@ -118,48 +146,63 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            if not self.up:
+            mode = self.mode
+            if mode == "cut":
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
+            upstream = None
+            if mode == "up":
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                except OSError:
+                    client.close()
+                    continue
+            link = _Link(client, upstream, dead=mode == "blackhole")
             with self.lock:
-                self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                self.links.append(link)
+            threading.Thread(target=self._pipe, args=(link, client, upstream), daemon=True).start()
+            if upstream is not None:
+                threading.Thread(target=self._pipe, args=(link, upstream, client), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, link: _Link, source: socket.socket, sink: socket.socket | None) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if not link.dead and sink is not None:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
-            for s in (source, sink):
+            # A blackholed link tells the other side nothing, not even that
+            # this side went away.
+            for s in (source,) if link.dead or sink is None else (source, sink):
                 try:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
 
     def cut(self) -> None:
-        self.up = False
+        self.mode = "cut"
         with self.lock:
-            for s in self.open:
+            links, self.links = self.links, []
+        for link in links:
+            for s in link.sockets():
                 try:
                     s.shutdown(socket.SHUT_RDWR)
                     s.close()
                 except OSError:
                     pass
-            self.open.clear()
+
+    def blackhole(self) -> None:
+        self.mode = "blackhole"
+        with self.lock:
+            for link in self.links:
+                link.dead = True
 
     def restore(self) -> None:
-        self.up = True
+        self.mode = "up"
 
     def close(self) -> None:
         self.closing = True
