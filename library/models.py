@@ -36,6 +36,14 @@ class Genre(models.Model):
         return self.name
 
 
+class TrackQuerySet(models.QuerySet):
+    def playable(self) -> TrackQuerySet:
+        """Tracks that can go on air: `Track.is_playable`, as a database filter."""
+        return (self.filter(enabled=True, missing_since__isnull=True, analysis=Track.Analysis.OK,
+                            file_checksum=models.F("checksum"))
+                .exclude(file=""))
+
+
 class Track(models.Model):
     class Kind(models.TextChoices):
         SONG = "song", _("Song")
@@ -113,6 +121,8 @@ class Track(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TrackQuerySet.as_manager()
+
     class Meta:
         ordering = ["artist", "title"]
         verbose_name = _("track")
@@ -141,7 +151,10 @@ class Track(models.Model):
 
     @property
     def is_playable(self) -> bool:
-        """Can go on air: enabled, present, analysed fine and cached locally."""
+        """Can go on air: enabled, present, analysed fine and cached locally.
+
+        The same rule as `Track.objects.playable()`: change both together.
+        """
         return (self.enabled and self.missing_since is None and self.analysis == self.Analysis.OK
                 and bool(self.file) and self.file_checksum == self.checksum)
 

@@ -6,6 +6,7 @@ truth) and then nudge the worker and the station's WebSocket clients.
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min, Q
-from django.utils import timezone
+from django.db.models import Count, F, Max, Min, Q
+from django.utils import timezone, translation
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from library.models import Track
 from playback.models import EmergencyTrack, PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
@@ -263,36 +266,81 @@ def playlog_csv_lines(queryset, *, chunk_size: int = 2000) -> Iterator[str]:
 
 
 # --- Auto-DJ ----------------------------------------------------------------------
+# Auto-DJ's rules (no repeat within the station's window, no artist twice in a row) give
+# way, least recently played first, rather than let the station fall silent; the rule
+# that gave way is noted on the queue item, for the operators.
+
+NOTE_NO_REPEAT_RELAXED = gettext_lazy("no-repeat window relaxed")
+NOTE_SEPARATION_RELAXED = gettext_lazy("artist separation relaxed")
+
 
 def playable_tracks(station: Station, kind: str = Track.Kind.SONG):
-    return (Track.objects.filter(station=station, kind=kind, enabled=True, missing_since__isnull=True,
-                                 analysis=Track.Analysis.OK)
-            .exclude(file="").exclude(checksum=""))
+    return Track.objects.filter(station=station, kind=kind).playable()
 
 
 def autodj_candidates(station: Station, *, now: datetime | None = None, limit: int = 200) -> list[Track]:
-    """Enabled, playable songs not aired within the station's no-repeat window, least recent first."""
+    """Playable songs for auto-DJ, least recently played first, at most `limit`.
+
+    Songs not aired within the station's no-repeat window come first (`autodj_note` "").
+    When they are fewer than one top-up may need (the station's queue depth), the other
+    playable songs follow, least recently played first, noted NOTE_NO_REPEAT_RELAXED.
+    Queued songs are left out, unless nothing else can play at all.
+    """
+    if limit <= 0:
+        return []
     now = now or timezone.now()
     since = now - timedelta(hours=station.no_repeat_hours)
-    queued = QueueItem.objects.filter(station=station).values_list("track_id", flat=True)
-    tracks = (playable_tracks(station)
-              .filter(Q(last_played_at__isnull=True) | Q(last_played_at__lt=since))
-              .exclude(pk__in=queued)
-              .order_by(F("last_played_at").asc(nulls_first=True), "?"))  # never played = least recent
-    return [t for t in tracks[:limit] if t.file_checksum == t.checksum]
+    songs = playable_tracks(station)
+    queued = QueueItem.objects.filter(station=station).values("track_id")
+    least_recent = F("last_played_at").asc(nulls_first=True)  # never played = least recent
+    fresh = list(songs.filter(Q(last_played_at__isnull=True) | Q(last_played_at__lt=since))
+                 .exclude(pk__in=queued).order_by(least_recent, "?")[:limit])
+    for track in fresh:
+        track.autodj_note = ""
+    if len(fresh) >= max(1, min(limit, station.queue_min_depth)):
+        return fresh
+    relaxed = list(songs.filter(last_played_at__gte=since).exclude(pk__in=queued)
+                   .order_by(least_recent, "id")[:limit - len(fresh)])
+    if not fresh and not relaxed:
+        # Every playable song is already queued (a one-song library): repeat, not dead air.
+        relaxed = list(songs.order_by(least_recent, "id")[:limit])
+    for track in relaxed:
+        track.autodj_note = NOTE_NO_REPEAT_RELAXED
+    return fresh + relaxed
+
+
+def _last_played_key(track: Any) -> tuple:
+    played = getattr(track, "last_played_at", None)
+    return (0,) if played is None else (1, played)
+
+
+def _notes_join(first: str, second: str) -> str:
+    if not first or not second:
+        return first or second
+    return format_lazy("{}; {}", first, second)
 
 
 def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) -> list[Track]:
-    """Pick `count` tracks with no artist back-to-back (pure rule, also used in memory)."""
+    """Pick up to `count` candidates in their order, never an artist twice in a row while
+    another is left; when none is, the least recently played one goes anyway.
+
+    A pure rule (no database) that the worker also runs on its in-memory pool: it needs
+    only `artist` and, if present, `last_played_at` and `autodj_note`. Each pick comes back
+    as a copy whose `autodj_note` adds NOTE_SEPARATION_RELAXED when that rule gave way;
+    the candidates themselves are left as they were.
+    """
     chosen: list[Track] = []
     last = (previous_artist or "").casefold()
     pool = list(candidates)
     while pool and len(chosen) < count:
-        pick = next((t for t in pool if not t.artist or t.artist.casefold() != last), None)
-        if pick is None:
-            break
+        index = next((i for i, t in enumerate(pool) if not t.artist or t.artist.casefold() != last), None)
+        relaxed = index is None
+        if relaxed:
+            index = min(range(len(pool)), key=lambda i: _last_played_key(pool[i]))
+        pick = copy.copy(pool.pop(index))
+        pick.autodj_note = _notes_join(getattr(pick, "autodj_note", ""),
+                                       NOTE_SEPARATION_RELAXED if relaxed else "")
         chosen.append(pick)
-        pool.remove(pick)
         last = (pick.artist or "").casefold()
     return chosen
 
@@ -308,9 +356,14 @@ def autodj_top_up(*, station: Station) -> list[QueueItem]:
             PlayLog.objects.filter(station=station).values_list("artist", flat=True).first() or "")
         picks = autodj_choose(autodj_candidates(station), previous_artist=previous, count=missing)
         last = max((q.position for q in queued), default=0)
-        items = [QueueItem(station=station, track=t, reason=Reason.AUTODJ, position=last + 10 * (i + 1))
-                 for i, t in enumerate(picks)]
+        with translation.override(station.language):  # notes are stored text, in the station's language
+            items = [QueueItem(station=station, track=t, reason=Reason.AUTODJ, position=last + 10 * (i + 1),
+                               note=str(t.autodj_note)[:200])
+                     for i, t in enumerate(picks)]
         QueueItem.objects.bulk_create(items)
+        for item in items:
+            if item.note:
+                logger.info("station=%s track=%s queued by auto-DJ: %s", station.slug, item.track_id, item.note)
         if items:
             _changed(station)
     return items
@@ -319,6 +372,72 @@ def autodj_top_up(*, station: Station) -> list[QueueItem]:
 def emergency_tracks(station: Station) -> list[Track]:
     return [e.track for e in EmergencyTrack.objects.filter(station=station).select_related("track")
             if e.track.is_playable]
+
+
+def dead_air_reason(station: Station) -> str:
+    """Why nothing can go on air, as one sentence in the station's language (for the dead-air alert)."""
+    songs = Track.objects.filter(station=station, kind=Track.Kind.SONG)
+    live = Q(enabled=True, missing_since__isnull=True)
+    counts = songs.aggregate(
+        total=Count("pk"), disabled=Count("pk", filter=Q(enabled=False)),
+        missing=Count("pk", filter=Q(enabled=True, missing_since__isnull=False)),
+        pending=Count("pk", filter=live & Q(analysis=Track.Analysis.PENDING)),
+        failed=Count("pk", filter=live & Q(analysis=Track.Analysis.FAILED)))
+    playable = songs.playable().count()
+    # Whatever else keeps a song off air is its cached file (Track.is_playable's last test).
+    counts["download"] = (counts["total"] - playable - counts["disabled"] - counts["missing"]
+                          - counts["pending"] - counts["failed"])
+    emergency = EmergencyTrack.objects.filter(station=station)
+    emergency_total = emergency.count()
+    emergency_playable = Track.objects.filter(pk__in=emergency.values("track_id")).playable().count()
+    with translation.override(station.language):
+        return gettext("%(songs)s, and %(emergency)s.") % {
+            "songs": _songs_clause(counts, playable),
+            "emergency": _emergency_clause(emergency_total, emergency_playable)}
+
+
+def _songs_clause(counts: dict[str, int], playable: int) -> str:
+    total = counts["total"]
+    if total == 0:
+        return gettext("The library has no songs")
+    if playable:
+        return ngettext("%(count)d song can play, but it could not be started (check the audio cache)",
+                        "%(count)d songs can play, but none could be started (check the audio cache)",
+                        playable) % {"count": playable}
+    causes = {
+        "disabled": (ngettext("The only song is disabled", "All %(count)d songs are disabled", total),
+                     ngettext("%(count)d disabled", "%(count)d disabled", counts["disabled"])),
+        "missing": (ngettext("The only song is missing from Drive",
+                             "All %(count)d songs are missing from Drive", total),
+                    ngettext("%(count)d missing from Drive", "%(count)d missing from Drive",
+                             counts["missing"])),
+        "pending": (ngettext("The only song is not analysed yet", "All %(count)d songs are not analysed yet",
+                             total),
+                    ngettext("%(count)d not analysed yet", "%(count)d not analysed yet", counts["pending"])),
+        "failed": (ngettext("The only song failed analysis", "All %(count)d songs failed analysis", total),
+                   ngettext("%(count)d failed analysis", "%(count)d failed analysis", counts["failed"])),
+        "download": (ngettext("The only song is not downloaded yet",
+                              "All %(count)d songs are not downloaded yet", total),
+                     ngettext("%(count)d not downloaded yet", "%(count)d not downloaded yet",
+                              counts["download"])),
+    }
+    present = [key for key in causes if counts[key]]
+    if len(present) == 1:
+        return causes[present[0]][0] % {"count": total}
+    return ngettext("None of the %(count)d song can play (%(causes)s)",
+                    "None of the %(count)d songs can play (%(causes)s)", total) % {
+        "count": total, "causes": ", ".join(causes[key][1] % {"count": counts[key]} for key in present)}
+
+
+def _emergency_clause(total: int, playable: int) -> str:
+    if total == 0:
+        return gettext("the emergency playlist is empty")
+    if playable:
+        return ngettext("%(count)d emergency track can play, but it could not be started",
+                        "%(count)d emergency tracks can play, but none could be started",
+                        playable) % {"count": playable}
+    return ngettext("the only emergency track cannot play", "none of the %(count)d emergency tracks can play",
+                    total) % {"count": total}
 
 
 # --- State for clients ----------------------------------------------------------------
