@@ -66,6 +66,9 @@ class PlayerCommand(models.Model):
         PENDING = "pending", _("Pending")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
+        # Waited longer than PLAYBACK_COMMAND_MAX_AGE: a Skip pressed while the worker
+        # was down must not fire when it comes back.
+        EXPIRED = "expired", _("Expired")
 
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="player_commands")
     action = models.CharField(_("action"), max_length=16, choices=Action.choices)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,15 +17,15 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max, Min, Q
-from django.utils import timezone, translation
+from django.utils import dateformat, timezone, translation
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from library.models import Track
 from playback.models import EmergencyTrack, PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
-from radio.models import Station
+from radio.models import Notification, Station
 from radio.notify import MessageType, channel_send, station_notify
-from radio.services import audit_record, heartbeat_age, lease_holder
+from radio.services import audit_record, heartbeat_age, lease_holder, notification_post
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +200,67 @@ def commands_pending(station: Station):
         "created_at", "id")
 
 
-def command_finish(command: PlayerCommand, *, ok: bool, result: str = "") -> None:
-    PlayerCommand.objects.filter(pk=command.pk, status=PlayerCommand.Status.PENDING).update(
+def commands_take(*, station: Station, max_age: float, now: datetime | None = None) -> list[PlayerCommand]:
+    """The pending commands the worker should apply now, oldest first.
+
+    A command that waited more than `max_age` seconds is expired instead of applied (a
+    Skip pressed while the worker was down must not fire when it comes back), and the
+    operators are told. Each command is expired or finished once: conditional UPDATEs.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=max_age)
+    stale = list(commands_pending(station).filter(created_at__lt=cutoff))
+    if stale:
+        _commands_expire(station, stale, max_age=max_age, now=now)
+    return list(commands_pending(station).filter(created_at__gte=cutoff))
+
+
+def _commands_expire(station: Station, commands: list[PlayerCommand], *, max_age: float,
+                     now: datetime) -> list[PlayerCommand]:
+    seconds = f"{max_age:g}"
+    with translation.override(station.language):
+        result = gettext("expired: the playback worker did not apply it within %(seconds)s s") % {
+            "seconds": seconds}
+    expired = [command for command in commands
+               if PlayerCommand.objects.filter(pk=command.pk, status=PlayerCommand.Status.PENDING)
+               .update(status=PlayerCommand.Status.EXPIRED, result=result[:300], handled_at=now) == 1]
+    for command in expired:
+        logger.warning("station=%s command=%s %s expired: pending for %.1f s", station.slug, command.pk,
+                       command.action, (now - command.created_at).total_seconds())
+    if not expired:
+        return []
+    zone = zoneinfo.ZoneInfo(station.time_zone)
+    today = now.astimezone(zone).date()
+
+    def pressed(command: PlayerCommand) -> str:
+        local = command.created_at.astimezone(zone)
+        return dateformat.format(local, "H:i:s" if local.date() == today else "Y-m-d H:i")
+
+    with translation.override(station.language):
+        if len(expired) == 1:
+            message = gettext("“%(action)s”, pressed at %(time)s, was not applied: the playback worker "
+                              "did not take it within %(seconds)s s.") % {
+                "action": expired[0].get_action_display(), "time": pressed(expired[0]), "seconds": seconds}
+        else:
+            message = ngettext(
+                "%(count)d command, pressed between %(first)s and %(last)s, was not applied: the "
+                "playback worker did not take it within %(seconds)s s (%(actions)s).",
+                "%(count)d commands, pressed between %(first)s and %(last)s, were not applied: the "
+                "playback worker did not take them within %(seconds)s s (%(actions)s).",
+                len(expired)) % {
+                "count": len(expired), "first": pressed(expired[0]), "last": pressed(expired[-1]),
+                "seconds": seconds, "actions": ", ".join(
+                    [str(c.get_action_display()) for c in expired[:8]] + (["…"] if len(expired) > 8 else []))}
+    notification_post(station=station, message=message[:500], level=Notification.Level.WARNING,
+                      source="playback")
+    return expired
+
+
+def command_finish(command: PlayerCommand, *, ok: bool, result: str = "") -> bool:
+    """Record what the worker did. False when the command was no longer pending (e.g. expired)."""
+    return PlayerCommand.objects.filter(pk=command.pk, status=PlayerCommand.Status.PENDING).update(
         status=PlayerCommand.Status.DONE if ok else PlayerCommand.Status.FAILED,
-        result=result[:300], handled_at=timezone.now())
+        result=result[:300], handled_at=timezone.now()) == 1
 
 
 # --- As-run log --------------------------------------------------------------------
