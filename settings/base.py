@@ -138,6 +138,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
+    # Last, so its process_exception runs first: /api/ answers JSON 503 when the
+    # database or Redis is down instead of Django's HTML 500 (radio/middleware.py).
+    "radio.middleware.DependencyOutageMiddleware",
 ]
 
 ROOT_URLCONF = "settings.urls"
