@@ -18,6 +18,8 @@ from typing import Any
 
 import vlc
 
+from playback.output import PacedSink, Recorder
+
 logger = logging.getLogger(__name__)
 
 # Flat equalizer at 0 dB preamp is −12 dB; +12 dB is unity; −20 dB is the floor.
@@ -37,9 +39,13 @@ class OutputConfig:
 
 def icecast_sout(config: OutputConfig) -> str:
     # #gather keeps one encoder and one source connection across items: the join
-    # between tracks is sample-exact on the stream (measured, FACTS.md).
-    return (f"sout=#gather:transcode{{acodec=mp3,ab={config.bitrate},channels=2,samplerate=44100}}"
-            f":std{{access=shout,mux=mp3,dst={config.icecast_url}}}")
+    # between tracks is sample-exact on the stream (measured, FACTS.md). `duplicate`
+    # also sends the audio to `display` (amem → the paced sink), so the worker sees
+    # the samples that leave for the stream.
+    stream = (f"transcode{{acodec=mp3,ab={config.bitrate},channels=2,samplerate=44100}}"
+              f":std{{access=shout,mux=mp3,dst={config.icecast_url}}}")
+    return f'sout=#gather:duplicate{{dst=display,dst="{stream}"}}'
+
 
 
 def volume_to_preamp(volume: int) -> float:
@@ -50,25 +56,30 @@ def volume_to_preamp(volume: int) -> float:
 
 
 class Engine:
+    """`sink` is where audio leaves the engine: a `PacedSink` for the dummy and Icecast
+    outputs (it knows when the last sample was heard, and can record an air check),
+    the caller's sink for `amem`, none for the sound card (VLC's own audio output)."""
+
     def __init__(self, config: OutputConfig, events: queue.Queue, *, file_caching_ms: int = 0,
-                 audio_sink: Any = None) -> None:
+                 audio_sink: Any = None, record_dir: Path | None = None, name: str = "onair") -> None:
         self.config = config
         self.events = events
         args = ["--no-video", "--quiet", "--no-stats", f"--file-caching={file_caching_ms}",
                 "--no-metadata-network-access"]
-        if config.kind == "dummy":
-            args.append("--aout=dummy")
-        elif config.kind == "amem":
+        if config.kind in ("dummy", "amem"):
             args.append("--aout=amem")
         elif config.kind == "icecast":
-            args += ["--aout=dummy", "--sout-shout-mp3", "--sout-keep"]
+            args += ["--aout=amem", "--sout-shout-mp3", "--sout-keep"]
+        if audio_sink is None and config.kind in ("dummy", "icecast"):
+            audio_sink = PacedSink(Recorder(record_dir, name) if record_dir else None)
+        self.sink = audio_sink
         self.instance = vlc.Instance(args)
         if self.instance is None:
             raise RuntimeError("libvlc could not start (is libvlc5 with vlc-plugin-base installed?)")
         self.player = self.instance.media_player_new()
         if config.kind == "soundcard" and config.device:
             self.player.audio_output_device_set(None, config.device)
-        if config.kind == "amem" and audio_sink is not None:
+        if audio_sink is not None:
             self._attach_amem(audio_sink)
         self.equalizer = vlc.AudioEqualizer()
         self.volume = 100
@@ -184,7 +195,15 @@ class Engine:
     def restore_volume(self) -> None:
         self._set_preamp(volume_to_preamp(self.volume))
 
+    def silent_for(self, now: float) -> float | None:
+        """Seconds since audio last left the engine; None when the output cannot tell (sound card)."""
+        silent = getattr(self.sink, "silent_for", None)
+        return silent(now) if silent else None
+
     def release(self) -> None:
         self.player.stop()
         self.player.release()
         self.instance.release()
+        close = getattr(self.sink, "close", None)
+        if close:
+            close()

@@ -1,16 +1,20 @@
-"""The playback worker: small steps around the VLC engine, run from one thread.
+"""The playback worker's on-air thread: small steps around the VLC engine.
 
 `PlaybackWorker.step()` is one turn of the loop; tests call the steps one at a
-time. The database is the source of truth, but the broadcast never waits for
-it: every write goes through an ordered write-behind list (`self.pending`) that
-is flushed whenever the database answers, and what plays next is kept in memory
-(`self.upcoming`, the auto-DJ pool and the emergency list), so a PostgreSQL or
-Redis outage only delays the as-run log and live status.
+time. The on-air thread waits on nothing but VLC and its own event queue: the
+database is behind `Backstage` (its own thread; writes are write-behind, reads
+arrive as events), channel-layer traffic behind the process's `ChannelLoop`,
+and what plays next is kept in memory (`self.upcoming`, the auto-DJ pool and the
+emergency list), so a PostgreSQL or Redis outage, or one that just stops
+answering, only delays the as-run log and live status. A watchdog compares what
+must be playing with the audio that actually leaves the engine.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -18,60 +22,30 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from library import storage
-from library.models import Track
 from playback import services
+from playback.backstage import DB_ERRORS, Backstage, Entry, spool_path
 from playback.engine import Engine
 from playback.models import PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
 from radio.models import Notification, Station
-from radio.notify import MessageType, station_notify_now
-from radio.services import lease_renew, notification_post
+from radio.notify import MessageType, station_notify
+from radio.services import notification_post
 
 logger = logging.getLogger(__name__)
 
-DB_ERRORS = (DatabaseError, InterfaceError)
+__all__ = ["DB_ERRORS", "Entry", "PlaybackWorker"]
+
 FADE_MS = 300
 FAILED_IF_ENDED_BEFORE = 0.5  # seconds played: a "completed" item this short failed to decode
-
-
-@dataclass
-class Entry:
-    """Something that can go on air, with everything needed to play it offline."""
-
-    track_id: int
-    title: str
-    artist: str
-    kind: str
-    path: Path
-    cue_in: float
-    cue_out: float | None
-    duration: float | None
-    reason: str
-    queue_item_id: int | None = None
-    requested_by_id: int | None = None
-    note: str = ""
-
-    @classmethod
-    def from_track(cls, track: Track, *, reason: str, item: QueueItem | None = None) -> Entry:
-        return cls(track_id=track.pk, title=track.title, artist=track.artist, kind=track.kind,
-                   path=storage.absolute(track.file) if track.file else Path("/nonexistent"),
-                   cue_in=track.cue_in or 0.0, cue_out=track.cue_out, duration=track.duration,
-                   reason=reason, queue_item_id=item.pk if item else None,
-                   requested_by_id=item.requested_by_id if item else None, note=item.note if item else "")
-
-    @property
-    def length(self) -> float | None:
-        end = self.cue_out or self.duration
-        return max(0.0, end - self.cue_in) if end else None
+WATCHDOG_GRACE = 2.0  # seconds past an item's due end, or without audio, before moving on
+BEACON_SECONDS = 0.2
 
 
 @dataclass
@@ -83,6 +57,9 @@ class OnAir:
     generation: int
     paused_for: float = 0.0
     paused_at: float | None = None
+    resumed_mono: float = 0.0
+    last_position: float = -1.0
+    position_moved: float = 0.0
 
     def played(self, now: float) -> float:
         paused = self.paused_for + ((now - self.paused_at) if self.paused_at else 0.0)
@@ -95,68 +72,58 @@ class Prepared:
     media: Any
 
 
-class Broadcaster:
-    """Sends this process's channel-layer messages from its own thread.
+def beacon_path(slug: str) -> Path:
+    return Path(settings.VAR_DIR) / f"playback-{slug}.json"
 
-    The worker thread never waits on Redis: status messages (latest only) and
-    the services' notices and nudges (in order, at most 500 waiting) are handed
-    over here, so a slow or vanished Redis delays them, never the next item.
+
+class Beacon:
+    """Writes what is on air to a small local file five times a second, from its own thread.
+
+    After a kill -9 the next worker reads it: the interrupted item is logged with the
+    time it really played (the database heartbeat is too coarse, and may be away).
     """
 
-    def __init__(self, slug: str) -> None:
-        self.slug = slug
-        self.latest: dict[str, Any] | None = None
-        self.jobs: deque[Callable[[], bool]] = deque(maxlen=500)
-        self.closing = False
-        self.condition = threading.Condition()
-        self.thread = threading.Thread(target=self._run, name="status", daemon=True)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state: dict[str, Any] | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="beacon", daemon=True)
         self.thread.start()
 
-    def send(self, data: dict[str, Any]) -> None:
-        with self.condition:
-            self.latest = data
-            self.condition.notify()
-
-    def submit(self, job: Callable[[], bool]) -> None:
-        with self.condition:
-            self.jobs.append(job)
-            self.condition.notify()
-
     def _run(self) -> None:
-        while True:
-            with self.condition:
-                while self.latest is None and not self.jobs and not self.closing:
-                    self.condition.wait()
-                if self.closing and self.latest is None and not self.jobs:
-                    return
-                jobs, self.jobs = list(self.jobs), deque(maxlen=500)
-                data, self.latest = self.latest, None
-            for job in jobs:
-                job()  # station_notify_now / channel sends: they log and return on failure
-            if data is not None:
-                station_notify_now(self.slug, MessageType.PLAYBACK_STATUS, data)
+        written: dict[str, Any] | None = None
+        while not self.stopping.wait(BEACON_SECONDS):
+            state = self.state
+            if state is None and written is None:
+                continue
+            try:
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({**(state or {}), "written_at": time.time()}))
+                os.replace(tmp, self.path)
+                written = state
+            except OSError:
+                logger.exception("playback beacon %s not written", self.path)
 
-    def close(self, timeout: float = 2.0) -> None:
-        with self.condition:
-            self.closing = True
-            self.condition.notify()
-        self.thread.join(timeout)
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(0.5)
 
 
 @dataclass
 class WorkerStatus:
-    silence_since: float | None = None
+    silence_since: float | None = None  # nothing on air since
+    dead_air_since: float | None = None  # no audio out of the engine since
     silence_alerted: bool = False
-    db_down_since: float | None = None
+    db_down: bool = False
     last_broadcast: float = 0.0
-    last_heartbeat: float = 0.0
-    last_pool_refresh: float = -1e9
+    last_position_write: float = 0.0
     recent_artists: list[str] = field(default_factory=list)
 
 
 class PlaybackWorker:
     def __init__(self, station: Station, engine: Engine, events: queue.Queue, *, owner: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, threaded: bool = False,
+                 beacon: bool = False) -> None:
         self.station = station
         self.slug = station.slug
         self.engine = engine
@@ -167,82 +134,56 @@ class PlaybackWorker:
         self.on_air: OnAir | None = None
         self.prepared: Prepared | None = None
         self.upcoming: list[Entry] = []
-        self.pool: list[Entry] = []  # auto-DJ songs, for when the database is away
+        self.consumed: deque[int] = deque(maxlen=500)  # queue items already taken: stale snapshots skip them
+        self.pool: list[Entry] = []  # auto-DJ songs, for when the queue is empty or the database away
         self.emergency: list[Entry] = []
         self.emergency_index = 0
-        self.pending: list[Callable[[], None]] = []  # ordered write-behind
         self.paused = False
         self.stopped = False
         self.lost_lease = False
-        self.nudged = True
         self.status = WorkerStatus()
         self.started_at = timezone.now()
-        self.broadcaster = Broadcaster(self.slug)
+        self.started_mono = clock()
+        self.baseline = self.started_mono  # no dead air counted before this (start, resume, play)
+        self.backstage = Backstage(station, key=self.key, owner=owner, post=events.put, clock=clock,
+                                   threaded=threaded)
+        self.beacon = Beacon(beacon_path(self.slug)) if beacon else None
 
-    # --- database access, never blocking the broadcast --------------------------------
+    @property
+    def nudged(self) -> bool:
+        return self.backstage.wake.is_set()
 
-    def db(self, fn: Callable[[], Any], default: Any = None) -> Any:
-        """Run a read now; on a database error, note the outage and return `default`."""
-        try:
-            result = fn()
-        except DB_ERRORS as exc:
-            self._db_failed(exc)
-            return default
-        self._db_ok()
-        return result
+    @nudged.setter
+    def nudged(self, value: bool) -> None:
+        if value:
+            self.backstage.nudge()
 
-    def later(self, fn: Callable[[], None]) -> None:
-        """Queue a write; it runs in order at the end of this turn, or once the database answers.
+    def later(self, fn: Callable[[], None], *, spool: dict[str, Any] | None = None) -> None:
+        """Queue a write for the backstage thread; at a track change the next item starts first."""
+        self.backstage.write(fn, spool=spool)
 
-        Never written inline: at a track change the next item starts first.
-        """
-        self.pending.append(fn)
-
-    def flush(self) -> bool:
-        while self.pending:
-            try:
-                self.pending[0]()
-            except DB_ERRORS as exc:
-                self._db_failed(exc)
-                return False
-            self.pending.pop(0)
-        self._db_ok()
-        return True
-
-    def _db_failed(self, exc: Exception) -> None:
-        if self.status.db_down_since is None:
-            self.status.db_down_since = self.clock()
-            logger.error("station=%s database unavailable, playing on from memory: %s", self.slug, exc)
-        if not connection.in_atomic_block:
-            try:
-                connection.close()  # the next query reconnects
-            except DB_ERRORS:
-                pass
-
-    def _db_ok(self) -> None:
-        if self.status.db_down_since is not None:
-            logger.warning("station=%s database back after %.1f s; %d writes caught up", self.slug,
-                           self.clock() - self.status.db_down_since, len(self.pending))
-            self.status.db_down_since = None
-
-    # --- start-up ----------------------------------------------------------------------
+    # --- start-up (before the broadcast: the database is read inline here) -----------------
 
     def recover(self) -> None:
         """After a restart: the item that was on air is logged as interrupted, then dropped."""
-        state = PlayerState.objects.filter(station=self.station).first()
-        playing = list(QueueItem.objects.filter(station=self.station, status=QueueItem.Status.PLAYING)
-                       .select_related("track"))
+        self._replay_spool()
+        state = PlayerState.objects.filter(station=self.station).select_related("current_track").first()
+        beacon = self._read_beacon()
         if state is not None and state.current_log_uid and state.current_track_id:
-            ended = state.updated_at
-            started = state.started_at or ended
+            started = state.started_at or state.updated_at
+            played, ended = state.position, started + timedelta(seconds=state.position)
+            if beacon.get("uid") == str(state.current_log_uid):
+                played = float(beacon["played"])
+                ended = datetime.fromtimestamp(float(beacon["written_at"]), tz=UTC)
+                started = datetime.fromisoformat(beacon["started_at"])
             services.playlog_write([self._log_row(
                 uid=state.current_log_uid, track=state.current_track, reason=state.current_reason
-                or Reason.MANUAL, started_at=started, ended_at=ended,
-                played=(ended - started).total_seconds(), outcome=PlayLog.Outcome.INTERRUPTED,
-                failure="playback worker restarted")])
-            logger.warning("station=%s track=%s was on air when the worker stopped: logged as interrupted",
-                           self.slug, state.current_track_id)
-        QueueItem.objects.filter(pk__in=[item.pk for item in playing]).delete()
+                or Reason.MANUAL, started_at=started, ended_at=ended, played=played,
+                outcome=PlayLog.Outcome.INTERRUPTED, failure="playback worker restarted",
+                note=beacon.get("note", "") if beacon.get("uid") == str(state.current_log_uid) else "")])
+            logger.warning("station=%s track=%s was on air when the worker stopped: logged as interrupted "
+                           "after %.1f s", self.slug, state.current_track_id, played)
+        QueueItem.objects.filter(station=self.station, status=QueueItem.Status.PLAYING).delete()
         PlayerState.objects.update_or_create(station=self.station, defaults={
             "is_playing": False, "paused": False, "current_track": None, "current_log_uid": None,
             "started_at": None, "position": 0.0, "duration": None,
@@ -250,44 +191,93 @@ class PlaybackWorker:
         if state is not None:
             self.stopped = state.stopped
             self.engine.set_volume(state.volume)
-        self.refresh()
+        self.backstage.nudge()
+        self.backstage.request_pool()
+
+    def _read_beacon(self) -> dict[str, Any]:
+        try:
+            return json.loads(beacon_path(self.slug).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _replay_spool(self) -> None:
+        spool = spool_path(self.slug)
+        if not spool.exists():
+            return
+        try:
+            rows = json.loads(spool.read_text())
+        except (OSError, ValueError):
+            logger.exception("station=%s as-run spool %s unreadable", self.slug, spool)
+            return
+        services.playlog_write(rows)
+        spool.unlink()
+        logger.warning("station=%s %d as-run rows kept on disk at the last stop are written",
+                       self.slug, len(rows))
 
     # --- one turn of the loop ------------------------------------------------------------
 
     def step(self, timeout: float = 0.05) -> None:
+        if self.backstage.thread is None and self.backstage.due():
+            self.backstage.turn()  # tests: the backstage work inline, same code
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
             event = None
-        if event is not None:
-            self.handle_event(event)
+        while event is not None:
+            try:
+                self.handle_event(event)
+            except Exception:  # noqa: BLE001 - one bad event never stops the broadcast
+                logger.exception("station=%s event %s failed", self.slug, event[:2])
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                event = None
+        self.tick()
+        if self.backstage.thread is None and self.backstage.writes and self.backstage.db_down_since is None:
+            self.backstage.flush()
+
+    def tick(self) -> None:
         now = self.clock()
-        if self.nudged:
-            self.nudged = False
-            self.handle_commands()
-            self.refresh()
-        if now - self.status.last_heartbeat >= settings.PLAYBACK_HEARTBEAT_SECONDS:
-            self.heartbeat()
         if self.on_air is None and not self.stopped and not self.paused:
             self.start_next()
         self.check_stalled()
+        self.watchdog(now)
         self.ensure_prepared()
-        self.check_silence()
-        if self.on_air is not None and now - self.status.last_broadcast >= 1.0:
+        self.check_silence(now)
+        if now - self.status.last_broadcast >= 1.0:
             self.broadcast()
-        if self.pending and self.status.db_down_since is None:
-            self.flush()  # while the database is away, heartbeats retry it
+        self.report_position(now)
 
     def handle_event(self, event: tuple) -> None:
         source, name, *rest = event
+        if source == "queue":
+            taken = set(self.consumed)
+            self.upcoming = [e for e in name if e.queue_item_id not in taken]
+            return
+        if source == "pool":
+            self.pool, self.emergency = name, rest[0]
+            return
+        if source == "commands":
+            for command in name:
+                ok, result = self.apply(command)
+                self.later(lambda c=command, ok=ok, result=result: services.command_finish(c, ok=ok,
+                                                                                           result=result))
+                logger.info("station=%s command=%s %s: %s", self.slug, command.pk, command.action, result)
+            self.broadcast(force=True)
+            return
+        if source == "lease":
+            self.lost_lease = True
+            return
+        if source == "database":
+            self.status.db_down = name == "down"
+            return
         if source == "nudge":
-            self.nudged = True
+            self.backstage.nudge()
             return
         generation, _at = rest
         if self.on_air is None or generation != self.on_air.generation:
             return  # about a media we already replaced
         if name == "playing":
-            self.status.silence_since = None
             return
         if name == "end" and not self.engine.is_ended():
             return  # the player has moved on to another media meanwhile
@@ -311,42 +301,55 @@ class PlaybackWorker:
             self.finish(PlayLog.Outcome.FAILED, "playback did not start")
             self.start_next()
 
-    # --- what plays next ------------------------------------------------------------------
-
-    def refresh(self) -> None:
-        """Re-read the queue (and top it up from auto-DJ) when the database answers."""
-        def read() -> list[Entry]:
-            services.autodj_top_up(station=self.station)
-            items = (QueueItem.objects.filter(station=self.station, status=QueueItem.Status.QUEUED)
-                     .select_related("track").order_by("position", "id")[:20])
-            return [Entry.from_track(item.track, reason=item.reason, item=item) for item in items]
-
-        if not self.flush():
+    def watchdog(self, now: float) -> None:
+        """Trust the output, not the player: move on when the item overruns or its audio stops."""
+        on_air = self.on_air
+        if on_air is None or self.paused:
             return
-        entries = self.db(read)
-        if entries is not None:
-            self.upcoming = entries
-        if self.clock() - self.status.last_pool_refresh > 300:
-            pool = self.db(lambda: [Entry.from_track(t, reason=Reason.AUTODJ)
-                                    for t in services.autodj_candidates(self.station, limit=200)])
-            emergency = self.db(lambda: [Entry.from_track(t, reason=Reason.EMERGENCY)
-                                         for t in services.emergency_tracks(self.station)])
-            if pool is not None:
-                self.pool, self.emergency = pool, emergency or []
-                self.status.last_pool_refresh = self.clock()
+        played = on_air.played(now)
+        length = on_air.entry.length
+        why = ""
+        if length and played > length + WATCHDOG_GRACE:
+            why = f"still on air {played - length:.1f} s after its due end"
+        elif now - max(on_air.started_mono, on_air.resumed_mono) > WATCHDOG_GRACE:
+            silent = self.engine.silent_for(now)
+            if silent is not None:
+                if silent > WATCHDOG_GRACE:
+                    why = f"no audio left the engine for {silent:.1f} s"
+            else:  # an output that cannot tell (sound card): the position must move
+                position = self.engine.position()
+                if position != on_air.last_position:
+                    on_air.last_position, on_air.position_moved = position, now
+                elif now - on_air.position_moved > WATCHDOG_GRACE:
+                    why = f"position stuck at {position:.1f} s for {now - on_air.position_moved:.1f} s"
+        if not why:
+            return
+        logger.error("station=%s track=%s watchdog: %s; moving on", self.slug, on_air.entry.track_id, why)
+        self.finish(PlayLog.Outcome.FAILED, f"watchdog: {why}")
+        self.engine.stop()
+        self.start_next()
 
     def next_entry(self) -> Entry | None:
         while self.upcoming:
             entry = self.upcoming.pop(0)
+            if entry.queue_item_id:
+                self.consumed.append(entry.queue_item_id)
             if entry.path.is_file():
                 return entry
             self.log_failed_entry(entry, f"audio file missing: {entry.path.name}")
-        # The queue is empty and the database could not top it up: auto-DJ from memory.
+        # The queue is empty (or the database could not top it up yet): auto-DJ from memory.
         last = self.status.recent_artists[-1] if self.status.recent_artists else ""
-        for entry in list(self.pool):
-            if entry.path.is_file() and (not entry.artist or entry.artist.casefold() != last.casefold()):
-                self.pool.remove(entry)
-                return entry
+        candidates = [e for e in self.pool if e.path.is_file()]
+        pick = next((e for e in candidates if not e.artist or e.artist.casefold() != last.casefold()), None)
+        if pick is None and candidates:
+            pick = candidates[0]
+            pick.note = (pick.note + "; " if pick.note else "") + "artist separation relaxed"
+        if pick is not None:
+            self.pool.remove(pick)
+            if len(self.pool) < 3:
+                self.backstage.request_pool()
+            return pick
+        self.backstage.request_pool()
         if self.emergency:
             for _ in range(len(self.emergency)):
                 entry = self.emergency[self.emergency_index % len(self.emergency)]
@@ -392,14 +395,17 @@ class PlaybackWorker:
         except (FileNotFoundError, RuntimeError) as exc:
             self.log_failed_entry(entry, str(exc))
             return False
+        now = self.clock()
         self.on_air = OnAir(entry=entry, uid=uuid.uuid4(), started_at=timezone.now(),
-                            started_mono=self.clock(), generation=generation)
-        self.status.silence_since, self.status.silence_alerted = None, False
+                            started_mono=now, generation=generation, position_moved=now)
+        self.status.silence_since = None
         self.status.recent_artists = (self.status.recent_artists + [entry.artist])[-5:]
         on_air = self.on_air
         self.later(lambda: self._record_start(on_air))
+        self.backstage.nudge()  # top the queue up again and read it
         logger.info("station=%s track=%s on air (%s)", self.slug, entry.track_id, entry.reason)
         self.broadcast(force=True)
+        self._beacon()
         return True
 
     def _record_start(self, on_air: OnAir) -> None:
@@ -412,14 +418,25 @@ class PlaybackWorker:
             "started_at": on_air.started_at, "position": 0.0, "duration": entry.length,
             "volume": self.engine.volume})
 
+    def heard(self, on_air: OnAir, now: float) -> float:
+        """Seconds of this item a listener heard: the clock, less pauses, capped by its length
+        and by the last sample that left the engine."""
+        played = on_air.played(now)
+        silent = self.engine.silent_for(now)
+        if silent is not None and silent > 0.25:
+            played = min(played, on_air.played(now - silent))
+        length = on_air.entry.length
+        return min(played, length) if length else played
+
     def finish(self, outcome: str, failure: str = "") -> None:
         """Log the item on air with its outcome and take it off the queue."""
         on_air = self.on_air
         if on_air is None:
             return
         self.on_air = None
-        played = on_air.played(self.clock())
-        ended = on_air.started_at + timedelta(seconds=played)
+        now = self.clock()
+        played = self.heard(on_air, now)
+        ended = timezone.now() - timedelta(seconds=max(0.0, on_air.played(now) - played))
         entry = on_air.entry
         row = self._entry_row(entry, uid=on_air.uid, started_at=on_air.started_at, ended_at=ended,
                               played=played, outcome=outcome, failure=failure)
@@ -429,11 +446,13 @@ class PlaybackWorker:
             if entry.queue_item_id:
                 QueueItem.objects.filter(pk=entry.queue_item_id).delete()
             PlayerState.objects.filter(station=self.station, current_log_uid=on_air.uid).update(
-                is_playing=False, current_track=None, current_log_uid=None, started_at=None, position=0.0)
+                is_playing=False, current_track=None, current_log_uid=None, started_at=None, position=0.0,
+                updated_at=timezone.now())
 
-        self.later(write)
+        self.later(write, spool=row)
         log = logger.warning if outcome == PlayLog.Outcome.FAILED else logger.info
         log("station=%s track=%s %s after %.1f s %s", self.slug, entry.track_id, outcome, played, failure)
+        self._beacon()
 
     def log_failed_entry(self, entry: Entry, failure: str) -> None:
         """An item that could not even start: logged as failed, removed, and the show goes on."""
@@ -446,7 +465,7 @@ class PlaybackWorker:
             if entry.queue_item_id:
                 QueueItem.objects.filter(pk=entry.queue_item_id).delete()
 
-        self.later(write)
+        self.later(write, spool=row)
         logger.warning("station=%s track=%s skipped: %s", self.slug, entry.track_id, failure)
 
     def _entry_row(self, entry: Entry, **times) -> dict[str, Any]:
@@ -462,26 +481,19 @@ class PlaybackWorker:
         return {"uid": uid, "station_id": self.station.pk, "track_id": track_id, "title": title[:300],
                 "artist": (artist or "")[:300], "kind": kind, "started_at": started_at, "ended_at": ended_at,
                 "played_seconds": round(played, 3), "outcome": outcome, "failure_reason": failure[:500],
-                "reason": reason, "requested_by_id": requested_by_id, "note": note[:200]}
+                "reason": reason, "requested_by_id": requested_by_id, "note": (note or "")[:200]}
 
-    # --- operators' commands -------------------------------------------------------------
-
-    def handle_commands(self) -> None:
-        commands = self.db(lambda: list(services.commands_pending(self.station)), default=[])
-        for command in commands:
-            ok, result = self.apply(command)
-            self.later(lambda c=command, ok=ok, result=result: services.command_finish(c, ok=ok, result=result))
-            self.broadcast(force=True)
+    # --- operators' commands (read by the backstage thread, applied here) -------------------
 
     def apply(self, command: PlayerCommand) -> tuple[bool, str]:
         action, args = command.action, command.args or {}
         try:
             if action == PlayerCommand.Action.PLAY:
                 self.stopped = False
+                self.baseline = self.clock()
                 if self.paused:
                     return self.apply_pause(False)
                 if self.on_air is None:
-                    self.refresh()
                     return (True, "started") if self.start_next() else (False, "nothing playable")
                 return True, "already playing"
             if action == PlayerCommand.Action.PAUSE:
@@ -492,8 +504,8 @@ class PlaybackWorker:
                 self.stopped = True
                 if self.on_air is not None:
                     self.engine.fade_out(FADE_MS)
-                    self.engine.stop()
                     self.finish(PlayLog.Outcome.INTERRUPTED, "stopped by an operator")
+                    self.engine.stop()
                 self.paused = False
                 self.later(lambda: PlayerState.objects.filter(station=self.station).update(stopped=True))
                 return True, "stopped"
@@ -512,6 +524,7 @@ class PlaybackWorker:
                 self.engine.seek(self.on_air.entry.cue_in + float(args.get("seconds", 0)))
                 self.on_air.started_mono = self.clock() - float(args.get("seconds", 0))
                 self.on_air.paused_for = 0.0
+                self.on_air.resumed_mono = self.clock()
                 return True, "seeked"
             if action == PlayerCommand.Action.VOLUME:
                 self.engine.set_volume(int(args["volume"]), fade_ms=int(args.get("fade_ms", FADE_MS)))
@@ -519,12 +532,12 @@ class PlaybackWorker:
                 self.later(lambda: PlayerState.objects.filter(station=self.station).update(volume=volume))
                 return True, f"volume {volume}"
             if action == PlayerCommand.Action.PLAY_NOW:
-                self.refresh()
                 wanted = args.get("queue_item")
                 entry = next((e for e in self.upcoming if e.queue_item_id == wanted), None)
                 if entry is None:
                     return False, "the requested item is no longer queued"
                 self.upcoming.remove(entry)
+                self.consumed.append(wanted)
                 if self.on_air is not None:
                     self.engine.fade_out(FADE_MS)
                     self.finish(PlayLog.Outcome.INTERRUPTED, "interrupted by play-now")
@@ -548,46 +561,41 @@ class PlaybackWorker:
         elif self.on_air.paused_at is not None:
             self.on_air.paused_for += now - self.on_air.paused_at
             self.on_air.paused_at = None
+            self.on_air.resumed_mono = now
+        self.baseline = now
         self.later(lambda: PlayerState.objects.filter(station=self.station).update(paused=paused))
+        self._beacon()
         return True, "paused" if paused else "resumed"
 
     # --- liveness, status, alerts ------------------------------------------------------------
 
-    def near_a_join(self) -> bool:
-        """The item on air ends before a reconnect attempt could time out (it would delay the next).
-
-        Right after an item starts is always a safe moment, so even short items leave one.
-        """
-        if self.on_air is None or not self.on_air.entry.length:
-            return False
-        played = self.on_air.played(self.clock())
-        timeout = settings.DATABASES["default"].get("OPTIONS", {}).get("connect_timeout", 3)
-        return played > 1.0 and self.on_air.entry.length - played < timeout + 1.0
-
-    def heartbeat(self) -> None:
-        self.status.last_heartbeat = self.clock()
-        if self.status.db_down_since is not None and self.near_a_join():
-            return  # reconnecting may block for the connect timeout: not right before a join
-        if not connection.in_atomic_block:  # never inside a caller's (or a test's) transaction
-            close_old_connections()
-        renewed = self.db(lambda: lease_renew(key=self.key, owner=self.owner), default=True)
-        if renewed is False:
-            self.lost_lease = True
+    def report_position(self, now: float) -> None:
+        """The position for the database (latest only, once a second) and the local beacon."""
+        self._beacon()
+        if self.on_air is None or now - self.status.last_position_write < 1.0:
             return
-        if self.on_air is not None:
-            position = self.on_air.played(self.clock())
-            self.later(lambda: PlayerState.objects.filter(station=self.station).update(
-                position=round(position, 2), paused=self.paused))
-        # Reconcile: pick up commands whose nudge was lost, and refresh the queue.
-        self.handle_commands()
-        self.refresh()
+        self.status.last_position_write = now
+        position, paused = round(self.heard(self.on_air, now), 2), self.paused
+        self.backstage.set_position(lambda: PlayerState.objects.filter(station=self.station).update(
+            position=position, paused=paused, updated_at=timezone.now()))
+
+    def _beacon(self) -> None:
+        if self.beacon is None:
+            return
+        on_air = self.on_air
+        if on_air is None:
+            self.beacon.state = {"uid": None}
+            return
+        self.beacon.state = {"uid": str(on_air.uid), "track_id": on_air.entry.track_id,
+                             "started_at": on_air.started_at.isoformat(), "note": on_air.entry.note,
+                             "played": round(self.heard(on_air, self.clock()), 3), "paused": self.paused}
 
     def broadcast(self, *, force: bool = False) -> None:
         now = self.clock()
         if not force and now - self.status.last_broadcast < 1.0:
             return
         self.status.last_broadcast = now
-        self.broadcaster.send(self.status_data())
+        station_notify(self.slug, MessageType.PLAYBACK_STATUS, self.status_data())
 
     def status_data(self) -> dict[str, Any]:
         on_air = self.on_air
@@ -597,7 +605,7 @@ class PlaybackWorker:
             current = {"id": entry.track_id, "title": entry.title, "artist": entry.artist, "kind": entry.kind,
                        "duration": entry.length, "cue_in": entry.cue_in, "cue_out": entry.cue_out,
                        "reason": entry.reason, "started_at": on_air.started_at.isoformat(),
-                       "position": round(on_air.played(self.clock()), 2)}
+                       "position": round(self.heard(on_air, self.clock()), 2)}
         # Same shape as playback.services.playback_snapshot (docs/api.md).
         queue_view = [{"id": e.queue_item_id, "position": index, "status": "queued", "reason": e.reason,
                        "requested_by": None, "note": e.note,
@@ -609,28 +617,59 @@ class PlaybackWorker:
         return {"station": self.slug, "worker": worker, "is_playing": on_air is not None,
                 "paused": self.paused, "stopped": self.stopped, "current": current,
                 "volume": self.engine.volume, "queue": queue_view,
-                "database": "down" if self.status.db_down_since is not None else "up"}
+                "database": "down" if self.status.db_down else "up"}
 
-    def check_silence(self) -> None:
-        if self.on_air is not None or self.stopped or self.status.silence_since is None:
+    def dead_air_for(self, now: float) -> float:
+        """Seconds the listener has heard nothing, outside pauses and stops."""
+        if self.stopped or self.paused:
+            return 0.0
+        silent = self.engine.silent_for(now)
+        if silent is None:  # the output cannot tell: nothing on air is the best we know
+            return 0.0 if self.on_air is not None or self.status.silence_since is None \
+                else now - max(self.status.silence_since, self.baseline)
+        return max(0.0, min(silent, now - self.baseline))
+
+    def check_silence(self, now: float) -> None:
+        silent = self.dead_air_for(now)
+        if silent < 0.5:
+            if self.status.dead_air_since is not None:
+                logger.warning("station=%s audio back after %.1f s of dead air", self.slug,
+                               now - self.status.dead_air_since)
+                self.status.dead_air_since, self.status.silence_alerted = None, False
+                self.backstage.set_lease_status({}, beat_now=True)
             return
-        if self.status.silence_alerted:
-            return
-        silent_for = self.clock() - self.status.silence_since
-        if silent_for < self.station.silence_alert_seconds:
+        if self.status.dead_air_since is None:
+            self.status.dead_air_since = now - silent
+        if self.status.silence_alerted or silent < self.station.silence_alert_seconds:
             return
         self.status.silence_alerted = True
-        with translation.override(self.station.language):
-            message = _("Dead air: nothing playable for %(seconds)d s (queue, auto-DJ and emergency "
-                        "playlist).") % {"seconds": silent_for}
-        logger.error("station=%s %s", self.slug, message)
-        station = self.station
-        self.later(lambda: notification_post(station=station, level=Notification.Level.ERROR,
-                                             source="playback", message=message))
+        since = timezone.now() - timedelta(seconds=silent)
+        station, on_air = self.station, self.on_air
+        playing = f"“{on_air.entry.title}” is on air but no audio leaves the engine" if on_air else ""
+        self.backstage.set_lease_status({"dead_air_since": since.isoformat(), "dead_air_reason": playing},
+                                        beat_now=True)
 
-    def close(self) -> None:
+        def alert() -> None:
+            reason = playing or services.dead_air_reason(station)
+            with translation.override(station.language):
+                message = _("Dead air: nothing heard for %(seconds)d s. %(reason)s") % {
+                    "seconds": silent, "reason": reason}
+            logger.error("station=%s %s", station.slug, message)
+            notification_post(station=station, level=Notification.Level.ERROR, source="playback",
+                              message=message[:500])
+            with self.backstage.lock:
+                if self.backstage.lease_status:
+                    self.backstage.lease_status["dead_air_reason"] = str(reason)
+
+        self.later(alert)
+
+    def close(self, deadline: float | None = None) -> None:
+        """Stop: log what was on air, write what can be written before `deadline`, keep the rest."""
+        deadline = deadline if deadline is not None else time.monotonic() + 1.5
         if self.on_air is not None:
             self.finish(PlayLog.Outcome.INTERRUPTED, "playback worker stopped")
         self.engine.stop()
-        self.flush()
-        self.broadcaster.close()
+        if self.beacon is not None:
+            self.beacon.state = {"uid": None}
+            self.beacon.close()
+        self.backstage.stop(deadline)

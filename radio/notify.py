@@ -7,9 +7,11 @@ forwards it (playback/consumers.py).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -30,22 +32,117 @@ def station_group(slug: str) -> str:
     return f"station.{slug}"
 
 
-# A process whose main thread must never wait on Redis (the playback worker)
-# installs a sender that queues messages for its own sending thread.
-_background_sender: Callable[[Callable[[], bool]], None] | None = None
+class ChannelLoop:
+    """One long-lived event loop, on its own thread, for all of a process's channel-layer traffic.
 
+    Never `async_to_sync(layer.receive)` in a loop (FACTS.md): channels_redis
+    acknowledges a received message in a background task that a short-lived loop
+    cancels, so the same message comes back again and again. Here every receive
+    and send is awaited on this one loop. Callers never wait: `submit` queues a
+    send (at most `max_pending` in flight; each gives up after `timeout` s, so a
+    Redis that stops answering costs messages, never the caller's time), `latest`
+    keeps only the newest of a kind (status), `listen` hands each message of a
+    channel to a callback.
+    """
 
-def send_in_background(sender: Callable[[Callable[[], bool]], None] | None) -> None:
-    """Route this process's channel-layer sends through `sender` (None: send inline again)."""
-    global _background_sender
-    _background_sender = sender
+    def __init__(self, *, name: str = "channels", max_pending: int = 500, timeout: float = 5.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.max_pending, self.timeout = max_pending, timeout
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.latest_jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
+        self.latest_running: set[str] = set()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
 
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
 
-def _send(send: Callable[[], bool]) -> bool:
-    if _background_sender is not None:
-        _background_sender(send)
+    def submit(self, make: Callable[[], Awaitable[Any]]) -> bool:
+        """Run `make()` on the loop; False (and logged) if too many are waiting already."""
+        with self.lock:
+            if self.pending >= self.max_pending:
+                logger.warning("channel loop: %d sends waiting, one dropped (Redis slow or away)",
+                               self.pending)
+                return False
+            self.pending += 1
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._guarded(make)))
         return True
-    return send()
+
+    async def _guarded(self, make: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await asyncio.wait_for(make(), self.timeout)
+        except Exception:  # noqa: BLE001 - one lost live update, never the loop
+            logger.warning("channel loop: a send failed or timed out", exc_info=True)
+        finally:
+            with self.lock:
+                self.pending -= 1
+
+    def latest(self, key: str, make: Callable[[], Awaitable[Any]]) -> None:
+        """Send the newest `make` of this key; older ones not yet sent are replaced."""
+        with self.lock:
+            self.latest_jobs[key] = make
+            if key in self.latest_running:
+                return
+            self.latest_running.add(key)
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._drain_latest(key)))
+
+    async def _drain_latest(self, key: str) -> None:
+        while True:
+            with self.lock:
+                make = self.latest_jobs.pop(key, None)
+                if make is None:
+                    self.latest_running.discard(key)
+                    return
+            try:
+                await asyncio.wait_for(make(), self.timeout)
+            except Exception:  # noqa: BLE001
+                logger.warning("channel loop: %s not sent", key, exc_info=True)
+
+    def listen(self, channel: str, on_message: Callable[[dict[str, Any]], None]) -> None:
+        """Receive every message of `channel` for as long as the loop runs (each exactly once)."""
+
+        async def receive_forever() -> None:
+            layer = get_channel_layer()
+            while True:
+                try:
+                    message = await layer.receive(channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - Redis away: the receiver also polls
+                    logger.warning("channel=%s receive failed; retrying in 1 s", channel, exc_info=True)
+                    await asyncio.sleep(1.0)
+                    continue
+                try:
+                    on_message(message)
+                except Exception:  # noqa: BLE001
+                    logger.exception("channel=%s message handler failed", channel)
+
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(receive_forever()))
+
+    def close(self, timeout: float = 0.5) -> None:
+        """Cancel what is left and stop the loop; never waits more than `timeout`."""
+
+        def stop() -> None:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.call_later(0.05, self.loop.stop)
+
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(stop)
+        self.thread.join(timeout)
+
+
+# A process whose main thread must never wait on Redis (the playback worker)
+# routes its sends through its channel loop.
+_background_loop: ChannelLoop | None = None
+
+
+def send_in_background(loop: ChannelLoop | None) -> None:
+    """Route this process's channel-layer sends through `loop` (None: send inline again)."""
+    global _background_loop
+    _background_loop = loop
 
 
 def station_notify(slug: str, message_type: MessageType, data: dict[str, Any]) -> bool:
@@ -54,21 +151,25 @@ def station_notify(slug: str, message_type: MessageType, data: dict[str, Any]) -
     Channel messages are only live fan-out: the database already holds the truth,
     so a lost message is logged and never raised into the caller's work.
     """
-    return _send(lambda: station_notify_now(slug, message_type, data))
+    if _background_loop is not None:
+        return _background_loop.submit(lambda: station_notify_async(slug, message_type, data))
+    return station_notify_now(slug, message_type, data)
+
+
+async def channel_send_async(channel: str, message: dict[str, Any]) -> bool:
+    try:
+        await get_channel_layer().send(channel, message)
+    except Exception:  # noqa: BLE001 - only a nudge: the receiver also polls
+        logger.warning("channel=%s message not sent: channel layer unavailable", channel)
+        return False
+    return True
 
 
 def channel_send(channel: str, message: dict[str, Any]) -> bool:
     """Send to one named channel (e.g. nudge a playback worker); False if Redis is down."""
-
-    def send() -> bool:
-        try:
-            async_to_sync(get_channel_layer().send)(channel, message)
-        except Exception:  # noqa: BLE001 - only a nudge: the receiver also polls
-            logger.warning("channel=%s message not sent: channel layer unavailable", channel)
-            return False
-        return True
-
-    return _send(send)
+    if _background_loop is not None:
+        return _background_loop.submit(lambda: channel_send_async(channel, message))
+    return async_to_sync(channel_send_async)(channel, message)
 
 
 def station_notify_now(slug: str, message_type: MessageType, data: dict[str, Any]) -> bool:

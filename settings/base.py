@@ -295,6 +295,9 @@ ONAIR_DEFAULT_ICECAST_MOUNT = env_str("ONAIR_DEFAULT_ICECAST_MOUNT", "radio.mp3"
 # than the stale age means the worker is down and another may take the station over.
 PLAYBACK_HEARTBEAT_SECONDS = env_float("PLAYBACK_HEARTBEAT_SECONDS", 2.0, minimum=0.1)
 PLAYBACK_STALE_SECONDS = env_float("PLAYBACK_STALE_SECONDS", 15.0, minimum=1.0)
+# Air check: every sample the playback worker's output delivers, with the instant it was
+# heard, in one file per worker process (playback/output.py, format in playback/aircheck.py).
+PLAYBACK_RECORD_DIR = env_str("PLAYBACK_RECORD_DIR", "")
 # An operator's command (Skip, Pause, …) the worker has not taken within this many
 # seconds expires instead of firing late, and the operators are told.
 PLAYBACK_COMMAND_MAX_AGE = env_float("PLAYBACK_COMMAND_MAX_AGE", 10.0, minimum=1.0)

@@ -31,8 +31,14 @@ def test_worker_beats_and_stops_cleanly_on_sigterm(station, spawn):
     beat = wait_for(lambda: _running_beat(station.slug))
     first_beat = beat.beat_at
     wait_for(lambda: _running_beat(station.slug).beat_at > first_beat)
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=15) == 0
+    for _ in range(3):  # every time, not just once
+        wait_for(lambda: _running_beat(station.slug))
+        worker.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        assert worker.wait(timeout=15) == 0
+        assert time.monotonic() - sent < 2.0
+        if _ < 2:
+            worker = spawn("playback_worker", "--station", station.slug)
     beat = WorkerHeartbeat.objects.get(key=f"playback:{station.slug}")
     assert beat.owner == "" and beat.stopped_at is not None
     assert "stopped" in worker.stdout.read()
@@ -54,21 +60,19 @@ def test_workers_of_different_stations_run_side_by_side(station, other_station, 
     wait_for(lambda: _running_beat(station.slug) and _running_beat(other_station.slug))
 
 
-def test_a_crashed_workers_lease_is_taken_over_once_stale(station, spawn, process_env):
-    # Long enough that a new process surely starts inside it, even on a busy machine.
-    stale = 10.0
-    process_env["PLAYBACK_STALE_SECONDS"] = str(stale)
+def test_a_killed_workers_lease_is_taken_over_at_once(station, spawn, process_env):
+    # The stale age is far away: only the dead PID on this host frees the lease.
+    process_env["PLAYBACK_STALE_SECONDS"] = "60"
     crashed = spawn("playback_worker", "--station", station.slug)
     wait_for(lambda: _running_beat(station.slug))
-    crashed.kill()  # no clean release: the lease stays held until it goes stale
+    crashed.kill()  # kill -9: no clean release, the lease row still names the dead process
     crashed.wait(timeout=10)
     old = _running_beat(station.slug)
-    too_soon = spawn("playback_worker", "--station", station.slug)
-    assert too_soon.wait(timeout=30) == 3  # the lease still looks alive
-    assert time.time() - old.beat_at.timestamp() < stale
-    time.sleep(max(0.0, stale - (time.time() - old.beat_at.timestamp())) + 0.5)
+    assert old.owner.split(":")[1] == str(crashed.pid)
+    killed_at = time.monotonic()
     replacement = spawn("playback_worker", "--station", station.slug)
-    beat = wait_for(lambda: (b := _running_beat(station.slug)) and b.owner != old.owner and b)
+    beat = wait_for(lambda: (b := _running_beat(station.slug)) and b.owner != old.owner and b, timeout=10)
+    assert time.monotonic() - killed_at < 5.0
     assert replacement.poll() is None
     assert beat.owner.split(":")[1] == str(replacement.pid)
 

@@ -182,10 +182,11 @@ def test_auto_dj_tops_up_without_the_same_artist_back_to_back(station, tone_trac
 def test_emergency_playlist_plays_when_nothing_else_can(station, tone_track, worker):
     rescue = tone_track("Rescue loop", kind="jingle")
     EmergencyTrack.objects.create(station=station, track=rescue)
-    worker.status.last_pool_refresh = -1e9
-    worker.refresh()
+    worker.backstage.request_pool()  # as the worker asks when its pool runs dry
+    started = time.monotonic()
     run_until(worker, lambda: worker.on_air and worker.on_air.entry.reason == Reason.EMERGENCY)
     assert worker.on_air.entry.title == "Rescue loop"
+    assert time.monotonic() - started < 2.0
 
 
 def test_dead_air_raises_an_alert(station, worker):
@@ -211,7 +212,7 @@ def test_a_silent_redis_never_holds_up_the_next_item(station, tone_track, settin
 
     from channels.layers import channel_layers
 
-    from radio.notify import send_in_background
+    from radio.notify import ChannelLoop, send_in_background
 
     # A Redis that takes connections and never answers (a blackholed host), unlike a
     # refusal: every send would wait for the layer's socket time-out.
@@ -230,7 +231,8 @@ def test_a_silent_redis_never_holds_up_the_next_item(station, tone_track, settin
     station.queue_min_depth = 2  # auto-DJ tops up from the worker: queue notices and nudges
     station.save()
     player.station.queue_min_depth = 2
-    send_in_background(player.broadcaster.submit)  # as the playback_worker command does
+    channels = ChannelLoop()
+    send_in_background(channels)  # as the playback_worker command does
     try:
         started = time.monotonic()
         player.recover()
@@ -240,6 +242,7 @@ def test_a_silent_redis_never_holds_up_the_next_item(station, tone_track, settin
         assert [r.outcome for r in logs(station)] == [PlayLog.Outcome.COMPLETED] * 3
     finally:
         send_in_background(None)
+        channels.close()
         player.engine.release()
         silent.close()
         channel_layers.backends.clear()

@@ -14,18 +14,18 @@ import os
 import queue
 import signal
 import threading
+import time
+from pathlib import Path
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from playback.engine import Engine, OutputConfig
 from playback.services import playback_lease_key, worker_channel
 from playback.worker import PlaybackWorker
 from radio.models import Station
-from radio.notify import send_in_background
+from radio.notify import ChannelLoop, send_in_background
 from radio.services import heartbeat_age, lease_acquire, lease_holder, lease_release, worker_identity
 
 logger = logging.getLogger(__name__)
@@ -43,25 +43,6 @@ def output_config(station: Station, override: str | None = None) -> OutputConfig
         url = f"source:{password}@{host}:{port}/{station.icecast_mount}"
         return OutputConfig(kind="icecast", icecast_url=url, bitrate=station.icecast_bitrate)
     return OutputConfig(kind=kind, device=station.output_device)
-
-
-class NudgeListener(threading.Thread):
-    """Receives the channel-layer nudges for this station and wakes the worker loop."""
-
-    def __init__(self, channel: str, events: queue.Queue) -> None:
-        super().__init__(name="nudges", daemon=True)
-        self.channel, self.events = channel, events
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        layer = get_channel_layer()
-        while not self.stopping.is_set():
-            try:
-                async_to_sync(layer.receive)(self.channel)
-                self.events.put(("nudge", "command"))
-            except Exception:  # noqa: BLE001 - Redis away: the worker still polls each heartbeat
-                logger.debug("nudge listener: channel layer unavailable, retrying")
-                self.stopping.wait(1.0)
 
 
 class Command(BaseCommand):
@@ -86,29 +67,38 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         events: queue.Queue = queue.Queue()
-        engine = Engine(config, events)
-        worker = PlaybackWorker(self.station, engine, events, owner=self.owner)
-        listener = NudgeListener(worker_channel(self.station), events)
-        listener.start()
-        # Every channel-layer send of this process (status, queue notices, alerts) leaves
-        # from the worker's sending thread: the playing thread never waits on Redis.
-        send_in_background(worker.broadcaster.submit)
+        record_dir = Path(settings.PLAYBACK_RECORD_DIR) if settings.PLAYBACK_RECORD_DIR else None
+        engine = Engine(config, events, record_dir=record_dir, name=self.station.slug)
+        # One long-lived event loop carries every channel-layer send and receive of this
+        # process (FACTS.md: never async_to_sync(layer.receive) in a loop).
+        channels = ChannelLoop(name="channels")
+        send_in_background(channels)
+        worker = PlaybackWorker(self.station, engine, events, owner=self.owner, threaded=not oneshot,
+                                beacon=True)
+        channels.listen(worker_channel(self.station), lambda _message: worker.backstage.nudge())
         self.stdout.write(f"Playback worker for station {self.station.slug} started ({self.owner}, "
                           f"output {config.kind}).")
+        self.stdout.flush()
+        deadline = None
         try:
             worker.recover()
             worker.step(timeout=0.0)
             while not (oneshot or self.shutdown):
-                worker.step()
+                worker.step(timeout=0.1)
                 if worker.lost_lease:
                     raise CommandError(f"Lost the lease of station {self.station.slug} to another worker; "
                                        "stopping so that only one plays.")
         finally:
-            listener.stopping.set()
-            worker.close()
+            # A clean stop within 2 s of SIGTERM, whatever the database and Redis are doing.
+            deadline = time.monotonic() + 1.2
+            worker.close(deadline=deadline)
+            released = worker.backstage.db_down_since is None and self.release_lease(deadline + 0.4)
             send_in_background(None)
+            channels.close(0.2)
             engine.release()
-            self.release()
+            self.stdout.write(f"Playback worker for station {self.station.slug} stopped"
+                              f"{'' if released else ' (lease left to expire: database unavailable)'}.")
+            self.stdout.flush()
 
     def claim(self) -> None:
         lease = lease_acquire(key=self.key, owner=self.owner, station=self.station,
@@ -125,20 +115,22 @@ class Command(BaseCommand):
         logger.error("station=%s second playback worker refused: %s", self.station.slug, message)
         raise CommandError(message, returncode=3)
 
-    def release(self) -> None:
-        try:
-            close_old_connections()
-            lease_release(key=self.key, owner=self.owner)
-        except DatabaseError:
-            logger.warning("station=%s lease not released: database unavailable", self.station.slug)
-        from playback.services import playback_snapshot
-        from radio.notify import MessageType, station_notify
+    def release_lease(self, deadline: float) -> bool:
+        """Release the lease from a thread of its own: a silent database cannot hold up the stop."""
+        done = threading.Event()
 
-        try:
-            station_notify(self.station.slug, MessageType.PLAYBACK_STATUS, playback_snapshot(self.station))
-        except DatabaseError:
-            pass
-        self.stdout.write(f"Playback worker for station {self.station.slug} stopped.")
+        def release() -> None:
+            try:
+                close_old_connections()
+                lease_release(key=self.key, owner=self.owner)
+                done.set()
+            except DatabaseError:
+                logger.warning("station=%s lease not released: database unavailable", self.station.slug)
+            finally:
+                connections.close_all()
+
+        threading.Thread(target=release, name="release", daemon=True).start()
+        return done.wait(max(0.0, deadline - time.monotonic()))
 
     def on_signal(self, signum, frame) -> None:
         logger.info("station=%s playback worker got signal %s: stopping", self.station.slug, signum)
