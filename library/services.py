@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from library import storage, tags
@@ -152,13 +153,65 @@ def track_import_file(
     return track
 
 
-def track_enqueue_analysis(track_id: int) -> None:
+# A queued analysis leaves this marker in Redis (the cache, on the broker's server), so
+# the sweep does not queue the same track again while its message waits in a backlog.
+# Past this age a still-pending track's message is presumed lost and it is queued again.
+ANALYSIS_QUEUED_KEY = "library:analysis-queued:{}"
+ANALYSIS_QUEUED_SECONDS = 3600
+# The sweep leaves fresh tracks alone: their own enqueue is still on its way.
+ANALYSIS_SWEEP_MIN_AGE_SECONDS = 120
+ANALYSIS_SWEEP_BATCH = 500
+
+
+def track_enqueue_analysis(track_id: int) -> bool:
+    """Queue the analysis of one track; False if the broker is down (never raises).
+
+    A track that could not be queued stays pending and `tracks_analysis_sweep`
+    (beat, every minute) queues it once the broker is back: nothing is lost.
+    """
+    from django.core.cache import cache
+
     from library.tasks import analyse_track
 
     try:
         analyse_track.delay(track_id)
-    except Exception:  # noqa: BLE001 - broker down: the track stays pending, re-analysis picks it up
-        logger.warning("track=%s analysis not queued: broker unavailable", track_id, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - broker down: the track stays pending
+        logger.warning("track=%s analysis not queued: broker unavailable (%s); it stays pending "
+                       "and the analysis sweep will queue it again once the broker is back",
+                       track_id, exc)
+        return False
+    try:
+        cache.set(ANALYSIS_QUEUED_KEY.format(track_id), 1, ANALYSIS_QUEUED_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - only costs a second, harmless analysis
+        logger.warning("track=%s analysis queued but not marked (%s): the sweep may queue it again",
+                       track_id, exc)
+    return True
+
+
+def tracks_analysis_sweep(*, min_age: float = ANALYSIS_SWEEP_MIN_AGE_SECONDS,
+                          limit: int = ANALYSIS_SWEEP_BATCH) -> list[int]:
+    """Queue the analysis of tracks left pending (their enqueue was lost); returns their ids.
+
+    Candidates have a cached file of their current content, are still pending, were
+    last saved over `min_age` seconds ago and carry no queued marker. Analysing a
+    track twice is harmless: it measures the same file and writes the same fields.
+    """
+    from django.core.cache import cache
+
+    cutoff = timezone.now() - timedelta(seconds=min_age)
+    candidates = list(
+        Track.objects.filter(analysis=Track.Analysis.PENDING, missing_since__isnull=True,
+                             file_checksum=F("checksum"), updated_at__lt=cutoff)
+        .exclude(file="").order_by("updated_at").values_list("pk", flat=True)[:limit])
+    if not candidates:
+        return []
+    queued = cache.get_many([ANALYSIS_QUEUED_KEY.format(pk) for pk in candidates])
+    swept = [pk for pk in candidates
+             if ANALYSIS_QUEUED_KEY.format(pk) not in queued and track_enqueue_analysis(pk)]
+    if swept:
+        logger.warning("analysis sweep: queued %d track(s) left pending: %s", len(swept),
+                       ", ".join(f"track={pk}" for pk in swept))
+    return swept
 
 
 def track_analyse(*, track: Track) -> Track:

@@ -22,6 +22,15 @@ def analyse_track(track_id: int) -> dict:
     return {"track": track_id, "status": track.analysis}
 
 
+@shared_task(name="library.tasks.analysis_sweep", ignore_result=True, soft_time_limit=50,
+             time_limit=55)
+def analysis_sweep() -> dict:
+    """Beat: queue the analysis of tracks whose enqueue was lost (broker down at import)."""
+    from library.services import tracks_analysis_sweep
+
+    return {"queued": tracks_analysis_sweep()}
+
+
 @shared_task(name="library.tasks.drive_sync", ignore_result=True)
 def drive_sync(station_id: int, user_id: int | None = None) -> dict:
     """One Drive sync of a station: full crawl first time, changes feed after, then downloads."""

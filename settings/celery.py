@@ -23,6 +23,8 @@ app.conf.task_routes = {
     "library.tasks.*sync*": {"queue": "sync"},
     "library.tasks.*import*": {"queue": "sync"},
     "scheduling.tasks.*sync*": {"queue": "sync"},
+    # The sweep only queues work: it must not wait behind the analyses it looks for.
+    "library.tasks.analysis_sweep": {"queue": "default"},
     "library.tasks.*analy*": {"queue": "analysis"},
     "radio.tasks.*": {"queue": "notify"},
 }
@@ -41,6 +43,8 @@ def _beat_schedule() -> dict:
         "drive-sync": {"task": "library.tasks.drive_sync_all", **_every(settings.DRIVE_SYNC_INTERVAL)},
         "gmail-import": {"task": "library.tasks.gmail_import_all",
                          **_every(settings.GMAIL_IMPORT_INTERVAL)},
+        # Tracks whose analysis could not be queued (broker down at import) get it here.
+        "analysis-sweep": {"task": "library.tasks.analysis_sweep", **_every(60.0)},
     }
 
 
