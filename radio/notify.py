@@ -11,6 +11,7 @@ import asyncio
 import enum
 import logging
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +50,8 @@ class ChannelLoop:
         self.loop = asyncio.new_event_loop()
         self.max_pending, self.timeout = max_pending, timeout
         self.pending = 0
+        self.jobs: deque[Callable[[], Awaitable[Any]]] = deque()
+        self.draining = False
         self.lock = threading.Lock()
         self.latest_jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
         self.latest_running: set[str] = set()
@@ -60,24 +63,34 @@ class ChannelLoop:
         self.loop.run_forever()
 
     def submit(self, make: Callable[[], Awaitable[Any]]) -> bool:
-        """Run `make()` on the loop; False (and logged) if too many are waiting already."""
+        """Queue `make()` for the loop, sent in order; False (and logged) if too many wait already."""
         with self.lock:
             if self.pending >= self.max_pending:
                 logger.warning("channel loop: %d sends waiting, one dropped (Redis slow or away)",
                                self.pending)
                 return False
             self.pending += 1
-        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._guarded(make)))
+            self.jobs.append(make)
+            start = not self.draining
+            self.draining = True
+        if start:
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._drain()))
         return True
 
-    async def _guarded(self, make: Callable[[], Awaitable[Any]]) -> None:
-        try:
-            await asyncio.wait_for(make(), self.timeout)
-        except Exception:  # noqa: BLE001 - one lost live update, never the loop
-            logger.warning("channel loop: a send failed or timed out", exc_info=True)
-        finally:
+    async def _drain(self) -> None:
+        while True:
             with self.lock:
-                self.pending -= 1
+                if not self.jobs:
+                    self.draining = False
+                    return
+                make = self.jobs.popleft()
+            try:
+                await asyncio.wait_for(make(), self.timeout)
+            except Exception:  # noqa: BLE001 - one lost live update, never the loop
+                logger.warning("channel loop: a send failed or timed out", exc_info=True)
+            finally:
+                with self.lock:
+                    self.pending -= 1
 
     def latest(self, key: str, make: Callable[[], Awaitable[Any]]) -> None:
         """Send the newest `make` of this key; older ones not yet sent are replaced."""
