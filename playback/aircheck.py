@@ -64,8 +64,8 @@ import numpy as np
 
 __all__ = [
     "BLOCK", "HEADER", "MAGIC", "SUFFIX", "VERSION", "Boundary", "Header", "Overlap", "Recording",
-    "RecordingFile", "Segment", "Silence", "boundaries", "encode_block", "encode_header", "from_wall",
-    "load", "read_header", "segments", "silences", "summary", "to_datetime", "to_wall",
+    "RecordingFile", "Segment", "Silence", "boundaries", "clock_spread_ms", "encode_block", "encode_header",
+    "from_wall", "load", "read_header", "segments", "silences", "summary", "to_datetime", "to_wall",
 ]
 
 MAGIC = b"ONAIRREC"
@@ -514,6 +514,8 @@ class _Purity:
         q = self.bases.get(freq)
         if q is None:
             q = np.linalg.qr(_basis(freq, self.n, self.width, self.rate).T)[0].astype(np.float32)
+            if len(self.bases) >= 512:  # music, not test tones: keep the memory bounded
+                self.bases.clear()
             self.bases[freq] = q
         return q
 

@@ -7,8 +7,10 @@ where each tone starts and ends, and where the listener heard nothing.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,6 +155,24 @@ def test_gapless_tones_across_a_restart_have_no_silence_and_sample_exact_joins(t
             assert abs(boundary.at_mono - at(frame)) < 0.002
     assert segs[0].start_mono == pytest.approx(at(0), abs=0.001)
     assert segs[-1].end_mono == pytest.approx(at(len(stream)), abs=0.001)
+
+
+def test_due_times_with_rounding_jitter_and_clock_drift_are_still_one_gapless_stream(tmp_path):
+    stream = np.concatenate([tone(300, 1.0), tone(400, 1.0)])
+    rng = np.random.default_rng(7)
+    path = tmp_path / "a.onair-rec"
+    with path.open("wb") as fh:
+        fh.write(encode_header(wall_time=T0_US / 1e6 + WALL_OFFSET, mono_us=T0_US))
+        for i in range(0, len(stream), BLOCK):  # a clock 100 ppm fast, due times ±4 µs
+            due = T0_US + round(i * 1e6 / (RATE * 1.0001)) + int(rng.integers(-4, 5))
+            fh.write(encode_block(due, stream[i:i + BLOCK]))
+    rec = aircheck.load(path)
+
+    assert rec.gaps == [] and rec.overlaps == []
+    assert aircheck.silences(rec) == []
+    (boundary,) = aircheck.boundaries(aircheck.segments(rec, expected_freqs=[300, 400]))
+    assert boundary.gap_ms == pytest.approx(0.0, abs=0.1)
+    assert boundary.at_mono == pytest.approx(T0_US / 1e6 + 1.0 / 1.0001, abs=0.001)
 
 
 def test_tones_that_fade_in_and_out_still_give_the_boundaries(tmp_path):
@@ -338,3 +358,42 @@ def test_command_line_prints_the_summary(tmp_path, capsys):
     assert aircheck.main([str(tmp_path), "--expected", "300,400", "--list"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["boundaries"] == 1 and len(report["boundary_list"]) == 1
+
+
+# --- speed and memory (on demand) -------------------------------------------------------------------
+
+BENCH = """
+import json, sys, time
+from playback import aircheck
+started = time.perf_counter()
+with aircheck.load(sys.argv[1]) as rec:
+    report = aircheck.summary(rec, expected_freqs=json.loads(sys.argv[2]))
+report["analysis_seconds"] = round(time.perf_counter() - started, 2)
+# VmHWM, not ru_maxrss: ru_maxrss would carry the parent's peak over the fork and exec.
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+report["peak_rss_mb"] = round(int(hwm.split()[1]) / 1024)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("AIRCHECK_BENCH_MINUTES"),
+                    reason="set AIRCHECK_BENCH_MINUTES=60 to time an hour's analysis")
+def test_speed_and_memory_of_a_long_recording(tmp_path):
+    """Prints the figures; asserts only what was found. Run with -s to see them."""
+    minutes = float(os.environ["AIRCHECK_BENCH_MINUTES"])
+    tracks = max(2, round(minutes / 3))
+    freqs = [300.0 + 40 * (i % 20) for i in range(tracks)]
+    seconds = minutes * 60 / tracks
+    start_us, restart = T0_US, tracks // 2
+    for half, chosen in enumerate((freqs[:restart], freqs[restart:])):
+        stream = np.concatenate([tone(f, seconds, fade_ms=50) for f in chosen])
+        write_rec(tmp_path / f"p{half}.onair-rec", stream, start_us=start_us)
+        start_us += round(len(stream) * 1e6 / RATE) + 2_000_000  # the restart takes 2 s
+        del stream
+    completed = subprocess.run([sys.executable, "-c", BENCH, str(tmp_path), json.dumps(sorted(set(freqs)))],
+                               capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+    report = json.loads(completed.stdout)
+    print(f"\n{minutes:g} min of stereo 44.1 kHz: analysed in {report['analysis_seconds']} s, "
+          f"peak RSS {report['peak_rss_mb']} MB")
+    assert report["silences"] == 1 and report["max_silence_seconds"] == pytest.approx(2.0, abs=0.01)
+    assert report["boundaries"] == tracks - 1
