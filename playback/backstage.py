@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, close_old_connections, connection, connections
 
 from library import storage
 from library.models import Track
@@ -108,6 +110,8 @@ class Backstage:
         self.last_beat = self.last_pool = -1e9
         self.seen_commands: deque[int] = deque(maxlen=500)
         self.db_down_since: float | None = None
+        self.busy_since: float | None = None
+        self._wrapper: Any = None
         self.thread: threading.Thread | None = None
         if threaded:
             self.thread = threading.Thread(target=self._run, name="backstage", daemon=True)
@@ -160,6 +164,8 @@ class Backstage:
                 break
             try:
                 self.turn()
+            except DB_ERRORS as exc:
+                self._failed(exc)
             except Exception:  # noqa: BLE001 - one failed job never ends the thread
                 logger.exception("station=%s backstage turn failed", self.slug)
                 self.stopping.wait(0.5)
@@ -221,7 +227,7 @@ class Backstage:
                 else:
                     job = self.writes[0]
             try:
-                job.run()
+                self._run_db(job.run)
             except DB_ERRORS as exc:
                 self._failed(exc)
                 return False
@@ -259,10 +265,55 @@ class Backstage:
                      for t in services.emergency_tracks(self.station)]
         return pool, emergency
 
+    def _run_db(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn`, noting when it started and on which socket, so `rescue` can end a hung query."""
+        with self.lock:
+            self.busy_since = time.monotonic()
+            self._wrapper = connections["default"]  # this thread's own connection
+        try:
+            return fn()
+        finally:
+            with self.lock:
+                self.busy_since = None
+
+    def rescue(self, now: float | None = None) -> bool:
+        """Called from the on-air thread: end a database call that has hung past the deadline.
+
+        A server that stops answering without closing (a blackholed path) is covered by
+        no driver time-out (FACTS.md); shutting the socket down makes the call fail, the
+        outage is noted and the next attempt opens a new connection.
+        """
+        now = time.monotonic() if now is None else now
+        busy = self.busy_since
+        if busy is None or now - busy < settings.PLAYBACK_DB_DEADLINE or self.thread is None:
+            return False
+        with self.lock:
+            self.busy_since = None  # once per hung call
+        fd = self.socket_fd
+        logger.error("station=%s database call hung for %.1f s: closing its connection", self.slug, now - busy)
+        if fd is not None:
+            try:
+                sock = socket.socket(fileno=os.dup(fd))
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                logger.warning("station=%s hung database socket could not be shut down", self.slug,
+                               exc_info=True)
+        return True
+
+    @property
+    def socket_fd(self) -> int | None:
+        """The backstage thread's database socket (its connection wrapper is thread-local)."""
+        raw = getattr(self._wrapper, "connection", None)
+        try:
+            return raw.pgconn.socket if raw is not None else None
+        except Exception:  # noqa: BLE001 - SQLite or a closed connection: nothing to rescue
+            return None
+
     def db(self, fn: Callable[[], Any]) -> Any:
         """Run a read; on a database error note the outage and return None."""
         try:
-            result = fn()
+            result = self._run_db(fn)
         except DB_ERRORS as exc:
             self._failed(exc)
             return None

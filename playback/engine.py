@@ -195,6 +195,11 @@ class Engine:
     def restore_volume(self) -> None:
         self._set_preamp(volume_to_preamp(self.volume))
 
+    def ahead(self) -> float:
+        """Seconds of audio handed to the output and not yet heard (0 when the output cannot tell)."""
+        ahead = getattr(self.sink, "ahead", None)
+        return ahead() if ahead else 0.0
+
     def silent_for(self, now: float) -> float | None:
         """Seconds since audio last left the engine; None when the output cannot tell (sound card)."""
         silent = getattr(self.sink, "silent_for", None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
 from collections import deque
@@ -23,14 +22,13 @@ from pathlib import Path
 
 import vlc
 
+from playback.aircheck import SUFFIX, encode_block, encode_header
+
 logger = logging.getLogger(__name__)
 
 RATE = 44100
 CHANNELS = 2
 FRAME_BYTES = 2 * CHANNELS
-HEADER = struct.Struct("<8sIIHdq")
-BLOCK = struct.Struct("<qi")
-MAGIC = b"ONAIRREC"
 
 
 def clock_us() -> int:
@@ -44,12 +42,12 @@ class Recorder:
     def __init__(self, folder: Path, slug: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         mono = clock_us()
-        self.path = folder / f"{slug}-{mono}-{os.getpid()}.onair-rec"
+        self.path = folder / f"{slug}-{mono}-{os.getpid()}{SUFFIX}"
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.write(self.fd, HEADER.pack(MAGIC, 1, RATE, CHANNELS, time.time(), mono))
+        os.write(self.fd, encode_header(wall_time=time.time(), mono_us=mono, rate=RATE, channels=CHANNELS))
 
     def write(self, due_us: int, pcm: bytes) -> None:
-        os.write(self.fd, BLOCK.pack(due_us, len(pcm) // FRAME_BYTES) + pcm)
+        os.write(self.fd, encode_block(due_us, pcm, channels=CHANNELS))
 
     def close(self) -> None:
         try:
@@ -61,8 +59,12 @@ class Recorder:
 class PacedSink:
     """Plays `amem` buffers out at their due time; counts and optionally records them."""
 
-    def __init__(self, recorder: Recorder | None = None) -> None:
+    def __init__(self, recorder: Recorder | None = None, *, latency: float = 0.1) -> None:
         self.recorder = recorder
+        # Like a sound card's buffer: buffers are heard `latency` after libvlc's due time,
+        # so a decoder held up by a busy machine has that much more time before a gap.
+        self.latency_us = int(latency * 1e6)
+        self.cursor = 0
         self.pending: deque[tuple[int, bytes]] = deque()
         self.cond = threading.Condition()
         self.paused_at: int | None = None
@@ -105,6 +107,7 @@ class PacedSink:
     # --- play-out thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        cursor = 0  # µs: where the previous buffer ends, as heard
         while True:
             with self.cond:
                 while not self.closing and (not self.pending or self.paused_at is not None):
@@ -112,20 +115,37 @@ class PacedSink:
                 if self.closing:
                     return
                 due, pcm = self.pending[0]
-                wait = (due - clock_us()) / 1e6
-                if wait > 0.0005:
-                    self.cond.wait(min(wait, 0.05))
+                # Like a sound card: a buffer due before the previous one has ended plays right
+                # after it (VLC's timelines overlap by a few ms at joins), a later one after a gap.
+                at = max(due + self.latency_us, cursor)
+                now = clock_us()
+                if at - now > 500:
+                    self.cond.wait(min((at - now) / 1e6, 0.05))
                     continue
+                if now - at > 50_000:
+                    at = now  # handed over too late: an underrun, heard from now on
                 self.pending.popleft()
                 self.cond.notify_all()
-            self.frames_heard += len(pcm) // FRAME_BYTES
-            self.last_heard = time.monotonic() + len(pcm) / FRAME_BYTES / RATE
+            frames = len(pcm) // FRAME_BYTES
+            cursor = self.cursor = at + frames * 1_000_000 // RATE
+            self.frames_heard += frames
+            self.last_heard = time.monotonic() + frames / RATE
             if self.recorder is not None:
                 try:
-                    self.recorder.write(due, pcm)
+                    self.recorder.write(at, pcm)
                 except OSError:
                     logger.exception("air-check recording failed: recording stops, playback goes on")
                     self.recorder = None
+
+    def ahead(self) -> float:
+        """Seconds until everything handed over so far has been heard (0 when nothing waits)."""
+        with self.cond:
+            end = self.cursor
+            if self.pending:
+                due, pcm = self.pending[-1]
+                end = max(end + sum(len(p) for _, p in self.pending) * 1_000_000 // (FRAME_BYTES * RATE),
+                          due + self.latency_us + len(pcm) * 1_000_000 // (FRAME_BYTES * RATE))
+        return max(0.0, (end - clock_us()) / 1e6)
 
     def silent_for(self, now: float) -> float:
         """Seconds since the last sample was heard (0 while a buffer is still sounding)."""

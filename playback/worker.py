@@ -247,6 +247,7 @@ class PlaybackWorker:
         if now - self.status.last_broadcast >= 1.0:
             self.broadcast()
         self.report_position(now)
+        self.backstage.rescue()
 
     def handle_event(self, event: tuple) -> None:
         source, name, *rest = event
@@ -289,7 +290,7 @@ class PlaybackWorker:
             self.finish(PlayLog.Outcome.FAILED, f"ended after {played:.2f} s of {expected:.1f} s: "
                                                 "the file could not be decoded")
         else:
-            self.finish(PlayLog.Outcome.COMPLETED)
+            self.finish(PlayLog.Outcome.COMPLETED, natural=True)
         self.start_next()
 
     def check_stalled(self) -> None:
@@ -395,9 +396,11 @@ class PlaybackWorker:
         except (FileNotFoundError, RuntimeError) as exc:
             self.log_failed_entry(entry, str(exc))
             return False
+        # Heard once what was handed over before it has played out (a gapless join).
+        lead = self.engine.ahead()
         now = self.clock()
-        self.on_air = OnAir(entry=entry, uid=uuid.uuid4(), started_at=timezone.now(),
-                            started_mono=now, generation=generation, position_moved=now)
+        self.on_air = OnAir(entry=entry, uid=uuid.uuid4(), started_at=timezone.now() + timedelta(seconds=lead),
+                            started_mono=now + lead, generation=generation, position_moved=now)
         self.status.silence_since = None
         self.status.recent_artists = (self.status.recent_artists + [entry.artist])[-5:]
         on_air = self.on_air
@@ -422,21 +425,26 @@ class PlaybackWorker:
         """Seconds of this item a listener heard: the clock, less pauses, capped by its length
         and by the last sample that left the engine."""
         played = on_air.played(now)
-        silent = self.engine.silent_for(now)
+        present = self.clock()
+        silent = self.engine.silent_for(present)
         if silent is not None and silent > 0.25:
-            played = min(played, on_air.played(now - silent))
+            played = min(played, on_air.played(present - silent))
         length = on_air.entry.length
         return min(played, length) if length else played
 
-    def finish(self, outcome: str, failure: str = "") -> None:
-        """Log the item on air with its outcome and take it off the queue."""
+    def finish(self, outcome: str, failure: str = "", *, natural: bool = False) -> None:
+        """Log the item on air with its outcome and take it off the queue.
+
+        `natural`: it reached its end, and what the output still holds of it will be heard.
+        """
         on_air = self.on_air
         if on_air is None:
             return
         self.on_air = None
-        now = self.clock()
+        lead = self.engine.ahead() if natural else 0.0
+        now = self.clock() + lead
         played = self.heard(on_air, now)
-        ended = timezone.now() - timedelta(seconds=max(0.0, on_air.played(now) - played))
+        ended = timezone.now() + timedelta(seconds=lead - max(0.0, on_air.played(now) - played))
         entry = on_air.entry
         row = self._entry_row(entry, uid=on_air.uid, started_at=on_air.started_at, ended_at=ended,
                               played=played, outcome=outcome, failure=failure)

@@ -67,6 +67,12 @@ def check_playback(database_ok: bool) -> dict[str, dict[str, Any]]:
         if age > settings.PLAYBACK_STALE_SECONDS:
             result[slug] = {"ok": False, "detail": f"no heartbeat for {age:.0f} s",
                             "last_beat": beat.beat_at.isoformat()}
+        elif (beat.status or {}).get("dead_air_since"):
+            # The worker is alive but nothing leaves its output: the station is off air.
+            reason = beat.status.get("dead_air_reason") or ""
+            result[slug] = {"ok": False, "detail": f"dead air since {beat.status['dead_air_since']}"
+                                                   + (f": {reason}" if reason else ""),
+                            "dead_air_since": beat.status["dead_air_since"], "heartbeat_age": round(age, 1)}
         else:
             result[slug] = {"ok": True, "heartbeat_age": round(age, 1)}
     return result

@@ -298,6 +298,9 @@ PLAYBACK_STALE_SECONDS = env_float("PLAYBACK_STALE_SECONDS", 15.0, minimum=1.0)
 # Air check: every sample the playback worker's output delivers, with the instant it was
 # heard, in one file per worker process (playback/output.py, format in playback/aircheck.py).
 PLAYBACK_RECORD_DIR = env_str("PLAYBACK_RECORD_DIR", "")
+# A database call of the playback worker's backstage thread that has not returned after
+# this many seconds is ended by shutting its socket (a silent server is covered by no time-out).
+PLAYBACK_DB_DEADLINE = env_float("PLAYBACK_DB_DEADLINE", 10.0, minimum=1.0)
 # An operator's command (Skip, Pause, …) the worker has not taken within this many
 # seconds expires instead of firing late, and the operators are told.
 PLAYBACK_COMMAND_MAX_AGE = env_float("PLAYBACK_COMMAND_MAX_AGE", 10.0, minimum=1.0)

@@ -1,0 +1,174 @@
+"""The playback worker as a process, faults injected the way they happen, measured at the output.
+
+The worker records what leaves its output (PLAYBACK_RECORD_DIR: every sample with
+the instant it is heard, playback/output.py); the checks read that recording, not
+the player's state. PostgreSQL and Redis are reached through a TcpProxy that can
+blackhole the path: connections stay open and nothing answers (FACTS.md: no
+driver time-out covers that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels_redis.core import RedisChannelLayer
+from django.test import Client
+
+from library.models import Track
+from library.services import track_analyse, track_import_file
+from playback import aircheck, services
+from playback.models import PlayLog
+from radio.models import Notification
+from tests.library.audio import make_tone
+from tests.playback.test_playback_worker import wait_for
+from tests.servers import TcpProxy
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+TRACK_SECONDS = 2.0
+
+
+@pytest.fixture
+def queue_tones(station, tmp_path):
+    station.queue_min_depth = 0
+    station.save()
+
+    def make(count: int, seconds: float = TRACK_SECONDS) -> list[Track]:
+        tracks = []
+        for n in range(count):
+            path = make_tone(tmp_path / f"tone{n}.mp3", seconds=seconds, freq=300 + 40 * (n % 20),
+                             title=f"Tone {n}", artist=f"Artist {n}")
+            track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
+                                      original_name=f"tone{n}.mp3")
+            track = track_analyse(track=track)
+            services.queue_append(station=station, track=track)
+            tracks.append(track)
+        return tracks
+
+    return make
+
+
+def _via(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+def _heard(folder: Path) -> aircheck.Recording:
+    return aircheck.load(folder)
+
+
+def _max_gap_between(rec: aircheck.Recording, start: float, end: float) -> float:
+    """The longest stretch without audio between two monotonic instants (s)."""
+    gaps = [s for s in aircheck.silences(rec, min_ms=5.0) if s.end_mono > start and s.start_mono < end]
+    return max((min(s.end_mono, end) - max(s.start_mono, start) for s in gaps), default=0.0)
+
+
+def _stop(worker) -> str:
+    """Stop the worker; its log, for the failure message."""
+    worker.send_signal(signal.SIGTERM)
+    _, log = worker.communicate(timeout=10)
+    Path("/tmp/onair-last-worker.log").write_text(log)
+    return log[-6000:]
+
+
+def test_track_changes_keep_time_while_postgresql_stops_answering(station, queue_tones, spawn, process_env,
+                                                                  tmp_path):
+    proxy = TcpProxy(urlsplit(process_env["DATABASE_URL"]).port)
+    record = tmp_path / "heard"
+    process_env.update(DATABASE_URL=_via(process_env["DATABASE_URL"], proxy.port),
+                       PLAYBACK_RECORD_DIR=str(record), PLAYBACK_DB_DEADLINE="4")
+    queue_tones(30)
+    worker = spawn("playback_worker", "--station", station.slug, "--output", "dummy")
+    try:
+        wait_for(lambda: PlayLog.objects.filter(station=station).count() >= 2, timeout=30)
+        proxy.blackhole()  # the database path goes silent, nothing is closed
+        silent_from = time.monotonic()
+        time.sleep(30)
+        proxy.restore()
+        silent_to = time.monotonic()
+        # The rows of everything that aired meanwhile arrive once the database answers.
+        wait_for(lambda: PlayLog.objects.filter(station=station).count() >= 18, timeout=40)
+        assert worker.poll() is None
+    finally:
+        log = _stop(worker)
+        proxy.close()
+    rec = _heard(record)
+    assert _max_gap_between(rec, silent_from - 2, silent_to) < 0.1, (aircheck.summary(rec), log)
+    rows = list(PlayLog.objects.filter(station=station).order_by("started_at"))
+    during = [r for r in rows if aircheck.to_datetime(rec, silent_from) <= r.started_at
+              <= aircheck.to_datetime(rec, silent_to)]
+    assert len(during) >= 13  # ~15 two-second tracks started while nothing answered
+    assert {r.outcome for r in during} == {PlayLog.Outcome.COMPLETED}
+    for row in during:
+        assert abs(row.played_seconds - TRACK_SECONDS) < 0.3
+
+
+def test_track_changes_keep_time_while_redis_stops_answering(station, queue_tones, spawn, process_env,
+                                                             tmp_path):
+    proxy = TcpProxy(urlsplit(process_env["REDIS_URL"]).port)
+    record = tmp_path / "heard"
+    process_env.update(REDIS_URL=_via(process_env["REDIS_URL"], proxy.port), PLAYBACK_RECORD_DIR=str(record))
+    queue_tones(25)
+    worker = spawn("playback_worker", "--station", station.slug, "--output", "dummy")
+    try:
+        wait_for(lambda: PlayLog.objects.filter(station=station).count() >= 2, timeout=30)
+        proxy.blackhole()
+        silent_from = time.monotonic()
+        # Commands still work: the database is the source of truth, the worker polls.
+        services.command_issue(station=station, action="volume", args={"volume": 80})
+        time.sleep(30)
+        proxy.restore()
+        silent_to = time.monotonic()
+        layer = RedisChannelLayer(hosts=[process_env["REDIS_URL"]])
+
+        async def next_status() -> dict:
+            channel = await layer.new_channel()
+            await layer.group_add(f"station.{station.slug}", channel)
+            while True:
+                message = await asyncio.wait_for(layer.receive(channel), timeout=20)
+                if message["type"] == "playback_status":
+                    return message["data"]
+
+        status = async_to_sync(next_status)()  # live status flows again after the outage
+        assert status["is_playing"] and status["volume"] == 80
+        assert worker.poll() is None
+    finally:
+        log = _stop(worker)
+        proxy.close()
+    rec = _heard(record)
+    assert _max_gap_between(rec, silent_from - 2, silent_to) < 0.1, (aircheck.summary(rec), log)
+    started = [r.started_at for r in PlayLog.objects.filter(station=station).order_by("started_at")]
+    assert sum(aircheck.to_datetime(rec, silent_from) <= s <= aircheck.to_datetime(rec, silent_to)
+               for s in started) >= 13
+
+
+def test_dead_air_turns_healthz_503_and_says_why(station, spawn, process_env, tmp_path):
+    station.silence_alert_seconds = 2
+    station.queue_min_depth = 0
+    station.save()
+    process_env["PLAYBACK_RECORD_DIR"] = str(tmp_path / "heard")
+    worker = spawn("playback_worker", "--station", station.slug, "--output", "dummy")
+    try:
+        started = time.monotonic()
+        client = Client()
+
+        def dead_air_reported():
+            response = client.get("/healthz")
+            state = response.json()["checks"]["playback"].get(station.slug, {})
+            return response.status_code == 503 and "dead air" in state.get("detail", "") and state
+
+        state = wait_for(dead_air_reported, timeout=15)
+        assert time.monotonic() - started < 2 + 5  # the alert delay, the start-up, a heartbeat
+        assert "no songs" in state["detail"].lower() or "song" in state["detail"].lower()
+        alert = wait_for(lambda: Notification.objects.filter(station=station, source="playback").first())
+        assert "Dead air" in alert.message
+    finally:
+        _stop(worker)
