@@ -163,8 +163,17 @@ class Engine:
         self.generation += 1
         self.player.stop()
 
+    @property
+    def resume_by_restart(self) -> bool:
+        """Under `#gather`, VLC's pause never reaches the audio output and the audio after a
+        resume is dropped as late (measured): resume restarts the item where it was heard."""
+        return self.config.kind == "icecast" or self.config.gather
+
     def pause(self, paused: bool) -> None:
         self.player.set_pause(1 if paused else 0)
+        flush = getattr(self.sink, "flush", None)
+        if paused and self.resume_by_restart and flush is not None:
+            flush(0)  # what was handed over but not heard is heard after the resume instead
 
     def seek(self, seconds: float) -> None:
         self.player.set_time(int(max(0.0, seconds) * 1000))

@@ -561,9 +561,18 @@ class PlaybackWorker:
             return False, "nothing on air"
         if paused == self.paused:
             return True, "unchanged"
-        self.engine.pause(paused)
-        self.paused = paused
         now = self.clock()
+        if paused or not self.engine.resume_by_restart:
+            self.engine.pause(paused)
+        else:
+            entry, heard = self.on_air.entry, self.heard(self.on_air, now)
+            try:
+                media = self.engine.prepare(entry.path, cue_in=entry.cue_in + heard, cue_out=entry.cue_out,
+                                            duration=entry.duration)
+                self.on_air.generation = self.engine.start(media)
+            except (FileNotFoundError, RuntimeError) as exc:
+                return False, f"could not resume: {exc}"
+        self.paused = paused
         if paused:
             self.on_air.paused_at = now
         elif self.on_air.paused_at is not None:
