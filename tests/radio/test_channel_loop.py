@@ -8,7 +8,6 @@ listener must leave Redis idle (a blocking pop every few seconds, no storm).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -17,6 +16,7 @@ import redis
 from channels.layers import channel_layers
 
 from radio.notify import ChannelLoop, channel_send, send_in_background
+from tests.servers import RedisServer
 
 
 @pytest.fixture
@@ -26,12 +26,25 @@ def fresh_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture
+def private_redis(fresh_layer, settings):
+    """A Redis of this test's own: the session's also serves the Celery worker, which is never idle."""
+    server = RedisServer()
+    url = server.start()
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [url]}}}
+    channel_layers.backends.clear()
+    yield url
+    channel_layers.backends.clear()
+    server.stop()
+
+
 def _commands_processed(client: redis.Redis) -> int:
     return int(client.info("stats")["total_commands_processed"])
 
 
-def test_one_nudge_wakes_the_listener_exactly_once_and_redis_stays_idle(fresh_layer):
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+def test_one_nudge_wakes_the_listener_exactly_once_and_redis_stays_idle(private_redis):
+    client = redis.Redis.from_url(private_redis)
     channel = f"playback.test-{time.monotonic_ns()}"
     received: list[dict] = []
     arrived = threading.Event()
