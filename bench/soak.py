@@ -72,13 +72,14 @@ def main() -> None:
         run.start()
         started = time.monotonic()
         total = args.minutes * 60
-        plan = {"db_blackhole": 0.35 * total, "kill": 0.5 * total, "redis_stop": 0.65 * total}
+        plan = {"db_blackhole": 0.3 * total, "kill": 0.5 * total, "redis_stop": 0.7 * total}
         excused: list[tuple[float, float, str]] = []
         done: set[str] = set()
         outage_until: dict[str, float] = {}
         last_report = started
         while time.monotonic() - started < total:
-            time.sleep(rng.uniform(3.0, 10.0))
+            due = [started + at for name, at in plan.items() if name not in done] + list(outage_until.values())
+            time.sleep(max(0.2, min([rng.uniform(3.0, 10.0), *(d - time.monotonic() for d in due)])))
             now = time.monotonic()
             elapsed = now - started
             if "db_blackhole" not in done and elapsed >= plan["db_blackhole"]:
