@@ -302,6 +302,9 @@ PLAYBACK_STALE_SECONDS = env_float("PLAYBACK_STALE_SECONDS", 15.0, minimum=1.0)
 # Air check: every sample the playback worker's output delivers, with the instant it was
 # heard, in one file per worker process (playback/output.py, format in playback/aircheck.py).
 PLAYBACK_RECORD_DIR = env_str("PLAYBACK_RECORD_DIR", "")
+# The playback worker's CPU priority (nice value; lower is sooner). Negative needs root or
+# CAP_SYS_NICE; without it the worker logs a warning and plays at normal priority.
+PLAYBACK_NICE = env_int("PLAYBACK_NICE", -10)
 # A database call of the playback worker's backstage thread that has not returned after
 # this many seconds is ended by shutting its socket (a silent server is covered by no time-out).
 PLAYBACK_DB_DEADLINE = env_float("PLAYBACK_DB_DEADLINE", 10.0, minimum=1.0)
