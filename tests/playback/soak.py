@@ -328,7 +328,19 @@ def judge(run: SoakRun, track_ids: list[int], *, started: float, ended: float,
     for item in heard:
         by_track.setdefault(freqs.get(item.freq_hz), []).append(item)
     asrun_errors = []
+    killed_errors = []
     for row in rows:
+        if row.failure_reason == "playback worker restarted":  # on air at the kill -9
+            start = aircheck.from_wall(rec, row.started_at)
+            item = min(by_track.get(row.track_id, []), key=lambda s: abs(s.start_mono - start), default=None)
+            if item is None or abs(item.start_mono - start) > 5:
+                problems.append(f"the item on air at the kill ({row.title}) not heard near {row.started_at}")
+                continue
+            killed_errors.append(abs(item.seconds - row.played_seconds))
+            if killed_errors[-1] > asrun_tolerance:
+                problems.append(f"the item on air at the kill ({row.title}): logged "
+                                f"{row.played_seconds:.2f} s played, {item.seconds:.2f} s heard")
+            continue
         if row.outcome != PlayLog.Outcome.COMPLETED:
             continue
         start = aircheck.from_wall(rec, row.started_at)
@@ -371,6 +383,7 @@ def judge(run: SoakRun, track_ids: list[int], *, started: float, ended: float,
         if latencies else None,
         "asrun_rows_checked": len(asrun_errors),
         "asrun_max_error_s": round(max(asrun_errors, default=0.0), 3),
+        "killed_item_played_error_s": [round(e, 3) for e in killed_errors],
         "outages": [why for _, _, why in excused],
     }
     return Verdict(figures, problems)

@@ -58,5 +58,6 @@ def test_the_station_stays_on_air_through_operators_and_a_kill(process_env, tmp_
     assert verdict.figures["transitions"] >= 30
     assert verdict.figures["natural_transitions"] >= 15  # the others are an operator's doing
     assert verdict.figures["restarts"] == 1
+    assert len(verdict.figures["killed_item_played_error_s"]) == 1  # logged with the time it really played
     assert verdict.figures["asrun_rows_checked"] >= 10
     assert verdict.figures["commands_answered"] >= 15

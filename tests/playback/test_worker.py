@@ -246,3 +246,36 @@ def test_a_silent_redis_never_holds_up_the_next_item(station, tone_track, settin
         player.engine.release()
         silent.close()
         channel_layers.backends.clear()
+
+
+def test_watchdog_moves_on_when_audio_stops_leaving_the_engine(station, tone_track, worker):
+    stuck, good = tone_track("Stuck", seconds=6.0), tone_track("After")
+    services.queue_append(station=station, track=stuck)
+    services.queue_append(station=station, track=good)
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Stuck")
+    run_until(worker, lambda: worker.engine.sink.frames_heard > 0)
+    # The output stops taking audio (a hung sound card): VLC itself still says "playing".
+    with worker.engine.sink.cond:
+        worker.engine.sink.paused_at = 0
+    stopped = time.monotonic()
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "After", timeout=10)
+    assert 2.0 <= time.monotonic() - stopped < 3.0
+    with worker.engine.sink.cond:
+        worker.engine.sink.paused_at = None
+    row = PlayLog.objects.get(title="Stuck")
+    assert row.outcome == PlayLog.Outcome.FAILED and "no audio left the engine" in row.failure_reason
+    assert row.played_seconds < 2.5  # what was heard, not the time it sat there
+
+
+def test_watchdog_moves_on_when_an_item_overruns_its_length(station, tone_track, worker):
+    long_one, good = tone_track("Longer than listed", seconds=8.0), tone_track("Next")
+    Track.objects.filter(pk=long_one.pk).update(duration=1.0, cue_out=1.0)  # wrong length on file
+    Track.objects.filter(pk=long_one.pk).update(cue_out=None)
+    services.queue_append(station=station, track=Track.objects.get(pk=long_one.pk))
+    services.queue_append(station=station, track=good)
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Longer than listed")
+    started = time.monotonic()
+    run_until(worker, lambda: worker.on_air and worker.on_air.entry.title == "Next", timeout=10)
+    assert 2.5 < time.monotonic() - started < 4.0  # its listed 1 s, then 2 s of grace
+    row = PlayLog.objects.get(title="Longer than listed")
+    assert "after its due end" in row.failure_reason
