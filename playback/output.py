@@ -107,7 +107,14 @@ class PacedSink:
     # --- play-out thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        cursor = 0  # µs: where the previous buffer ends, as heard
+        while not self.closing:
+            try:
+                self._play_out()
+            except Exception:  # noqa: BLE001 - the output thread never dies of one buffer
+                logger.exception("playout thread: a buffer failed; playing on")
+
+    def _play_out(self) -> None:
+        cursor = self.cursor  # µs: where the previous buffer ends, as heard
         while True:
             with self.cond:
                 while not self.closing and (not self.pending or self.paused_at is not None):

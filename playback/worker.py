@@ -101,7 +101,7 @@ class Beacon:
                 tmp.write_text(json.dumps({**(state or {}), "written_at": time.time()}))
                 os.replace(tmp, self.path)
                 written = state
-            except OSError:
+            except Exception:  # noqa: BLE001 - the beacon thread never dies of one write
                 logger.exception("playback beacon %s not written", self.path)
 
     def close(self) -> None:

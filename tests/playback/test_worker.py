@@ -279,3 +279,12 @@ def test_watchdog_moves_on_when_an_item_overruns_its_length(station, tone_track,
     assert 2.5 < time.monotonic() - started < 4.0  # its listed 1 s, then 2 s of grace
     row = PlayLog.objects.get(title="Longer than listed")
     assert "after its due end" in row.failure_reason
+
+
+def test_a_failing_write_behind_job_is_logged_and_the_next_ones_still_run(station, tone_track, worker, caplog):
+    track = tone_track("Survivor")
+    services.queue_append(station=station, track=track)
+    worker.later(lambda: 1 / 0)  # a bug in one job
+    run_until(worker, lambda: len(logs(station)) == 1)
+    assert "write-behind job failed" in caplog.text
+    assert logs(station)[0].title == "Survivor"
