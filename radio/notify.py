@@ -11,12 +11,14 @@ import asyncio
 import enum
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,13 @@ class ChannelLoop:
     channel to a callback.
     """
 
-    def __init__(self, *, name: str = "channels", max_pending: int = 500, timeout: float = 5.0) -> None:
+    def __init__(self, *, name: str = "channels", max_pending: int = 500, timeout: float = 5.0,
+                 max_age: float = 15.0) -> None:
         self.loop = asyncio.new_event_loop()
-        self.max_pending, self.timeout = max_pending, timeout
+        self.max_pending, self.timeout, self.max_age = max_pending, timeout, max_age
+        self.dropped = 0
         self.pending = 0
-        self.jobs: deque[Callable[[], Awaitable[Any]]] = deque()
+        self.jobs: deque[tuple[float, Callable[[], Awaitable[Any]]]] = deque()
         self.draining = False
         self.lock = threading.Lock()
         self.latest_jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
@@ -70,7 +74,7 @@ class ChannelLoop:
                                self.pending)
                 return False
             self.pending += 1
-            self.jobs.append(make)
+            self.jobs.append((time.monotonic(), make))
             start = not self.draining
             self.draining = True
         if start:
@@ -83,11 +87,17 @@ class ChannelLoop:
                 if not self.jobs:
                     self.draining = False
                     return
-                make = self.jobs.popleft()
+                queued_at, make = self.jobs.popleft()
             try:
+                if time.monotonic() - queued_at > self.max_age:
+                    self.dropped += 1  # a live update that old is no use; a nudge is only a nudge
+                    if self.dropped % 50 == 1:
+                        logger.warning("channel loop: %d stale sends dropped (Redis was away)", self.dropped)
+                    continue
                 await asyncio.wait_for(make(), self.timeout)
             except Exception:  # noqa: BLE001 - one lost live update, never the loop
                 logger.warning("channel loop: a send failed or timed out", exc_info=True)
+                self.reset_layer()
             finally:
                 with self.lock:
                     self.pending -= 1
@@ -112,19 +122,20 @@ class ChannelLoop:
                 await asyncio.wait_for(make(), self.timeout)
             except Exception:  # noqa: BLE001
                 logger.warning("channel loop: %s not sent", key, exc_info=True)
+                self.reset_layer()
 
     def listen(self, channel: str, on_message: Callable[[dict[str, Any]], None]) -> None:
         """Receive every message of `channel` for as long as the loop runs (each exactly once)."""
 
         async def receive_forever() -> None:
-            layer = get_channel_layer()
             while True:
                 try:
-                    message = await layer.receive(channel)
+                    message = await get_channel_layer().receive(channel)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - Redis away: the receiver also polls
                     logger.warning("channel=%s receive failed; retrying in 1 s", channel, exc_info=True)
+                    self.reset_layer()
                     await asyncio.sleep(1.0)
                     continue
                 try:
@@ -133,6 +144,11 @@ class ChannelLoop:
                     logger.exception("channel=%s message handler failed", channel)
 
         self.loop.call_soon_threadsafe(lambda: self.loop.create_task(receive_forever()))
+
+    def reset_layer(self) -> None:
+        """Forget this process's layer (and its pooled connections): after a time-out a
+        connection may be one that a silent network will never answer again."""
+        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
 
     def close(self, timeout: float = 0.5) -> None:
         """Cancel what is left and stop the loop; never waits more than `timeout`."""
@@ -165,6 +181,9 @@ def station_notify(slug: str, message_type: MessageType, data: dict[str, Any]) -
     so a lost message is logged and never raised into the caller's work.
     """
     if _background_loop is not None:
+        if message_type == MessageType.PLAYBACK_STATUS:  # only the newest status matters
+            _background_loop.latest(f"status:{slug}", lambda: station_notify_async(slug, message_type, data))
+            return True
         return _background_loop.submit(lambda: station_notify_async(slug, message_type, data))
     return station_notify_now(slug, message_type, data)
 
@@ -182,7 +201,11 @@ def channel_send(channel: str, message: dict[str, Any]) -> bool:
     """Send to one named channel (e.g. nudge a playback worker); False if Redis is down."""
     if _background_loop is not None:
         return _background_loop.submit(lambda: channel_send_async(channel, message))
-    return async_to_sync(channel_send_async)(channel, message)
+    try:
+        return async_to_sync(channel_send_async)(channel, message)
+    except Exception:  # noqa: BLE001 - e.g. called inside a running event loop: only a nudge is lost
+        logger.warning("channel=%s message not sent: channel layer unavailable here", channel, exc_info=True)
+        return False
 
 
 def station_notify_now(slug: str, message_type: MessageType, data: dict[str, Any]) -> bool:
