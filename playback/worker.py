@@ -46,6 +46,11 @@ FADE_MS = 300
 FAILED_IF_ENDED_BEFORE = 0.5  # seconds played: a "completed" item this short failed to decode
 WATCHDOG_GRACE = 2.0  # seconds past an item's due end, or without audio, before moving on
 BEACON_SECONDS = 0.2
+# libvlc 3.0 starts an item's timeline ~56 ms inside the end of the one before when the item
+# is started at the end event (measured here): the output would fall behind by that much at
+# every join. Waiting 30 ms takes most of it away and leaves ~26 ms of margin for a busy
+# machine before a join could open a gap; the paced sink absorbs the rest (PacedSink).
+JOIN_DELAY = 0.030
 
 
 @dataclass
@@ -148,6 +153,8 @@ class PlaybackWorker:
         self.backstage = Backstage(station, key=self.key, owner=owner, post=events.put, clock=clock,
                                    threaded=threaded)
         self.beacon = Beacon(beacon_path(self.slug)) if beacon else None
+        self.join_delay = JOIN_DELAY  # s after a natural end before the next start
+        self.join_at: float | None = None
 
     @property
     def nudged(self) -> bool:
@@ -219,6 +226,8 @@ class PlaybackWorker:
     def step(self, timeout: float = 0.05) -> None:
         if self.backstage.thread is None and self.backstage.due():
             self.backstage.turn()  # tests: the backstage work inline, same code
+        if self.join_at is not None:
+            timeout = min(timeout, max(0.0, self.join_at - self.clock()))
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
@@ -238,7 +247,9 @@ class PlaybackWorker:
 
     def tick(self) -> None:
         now = self.clock()
-        if self.on_air is None and not self.stopped and not self.paused:
+        if self.on_air is None and not self.stopped and not self.paused \
+                and (self.join_at is None or now >= self.join_at):
+            self.join_at = None
             self.start_next()
         self.check_stalled()
         self.watchdog(now)
@@ -291,6 +302,11 @@ class PlaybackWorker:
                                                 "the file could not be decoded")
         else:
             self.finish(PlayLog.Outcome.COMPLETED, natural=True)
+            # A natural join: the next item starts JOIN_DELAY later, so that its timeline does
+            # not start inside this one's.
+            if self.join_delay > 0.002:
+                self.join_at = self.clock() + self.join_delay
+                return
         self.start_next()
 
     def check_stalled(self) -> None:
@@ -396,6 +412,7 @@ class PlaybackWorker:
         except (FileNotFoundError, RuntimeError) as exc:
             self.log_failed_entry(entry, str(exc))
             return False
+        self.join_at = None
         # Heard once what was handed over before it has played out (a gapless join).
         lead = self.engine.ahead()
         now = self.clock()

@@ -288,3 +288,20 @@ def test_a_failing_write_behind_job_is_logged_and_the_next_ones_still_run(statio
     run_until(worker, lambda: len(logs(station)) == 1)
     assert "write-behind job failed" in caplog.text
     assert logs(station)[0].title == "Survivor"
+
+
+def test_output_latency_stays_bounded_across_many_joins(station, tone_track, worker):
+    # libvlc starts each next item's timeline ~56 ms inside the last one's: without the
+    # worker's join delay and the sink's catching up, 10 joins would put ~0.5 s behind.
+    for n in range(10):
+        services.queue_append(station=station, track=tone_track(f"Join {n}", seconds=2.0))
+    leads = []
+    start = worker.start
+
+    def start_and_note(entry):
+        leads.append(worker.engine.ahead())
+        return start(entry)
+
+    worker.start = start_and_note
+    run_until(worker, lambda: len(logs(station)) == 10, timeout=40)
+    assert max(leads[2:]) - min(leads[2:]) < 0.15, leads
