@@ -20,7 +20,6 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 import vlc
 
 from playback.aircheck import SUFFIX, encode_block, encode_header
@@ -35,21 +34,6 @@ FRAME_BYTES = 2 * CHANNELS
 def clock_us() -> int:
     """libvlc's clock (CLOCK_MONOTONIC, µs): the time base of amem's pts, shared by every process."""
     return int(vlc.libvlc_clock())
-
-
-DRIFT_TOLERANCE_FRAMES = RATE // 10  # 100 ms behind VLC's clock: start catching up
-
-
-def squeeze(pcm: bytes, drop: int) -> bytes:
-    """`pcm` (S16 stereo) resampled to `drop` frames fewer, by linear interpolation."""
-    samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, CHANNELS).astype(np.float32)
-    count = samples.shape[0]
-    if drop <= 0 or count - drop < 2:
-        return pcm
-    positions = np.linspace(0.0, count - 1, count - drop)
-    index = np.arange(count)
-    out = np.stack([np.interp(positions, index, samples[:, c]) for c in range(CHANNELS)], axis=1)
-    return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
 
 
 class Recorder:
@@ -81,6 +65,7 @@ class PacedSink:
         # so a decoder held up by a busy machine has that much more time before a gap.
         self.latency_us = int(latency * 1e6)
         self.cursor = 0
+        self.behind = 0.0  # s the output runs behind libvlc's clock (joins), for the figures
         self.pending: deque[tuple[int, bytes]] = deque()
         self.cond = threading.Condition()
         self.paused_at: int | None = None
@@ -149,13 +134,10 @@ class PacedSink:
                     at = now  # handed over too late: an underrun, heard from now on
                 self.pending.popleft()
                 self.cond.notify_all()
-            # VLC's timeline of the next item starts inside the last one's (~56 ms, measured; the
-            # worker waits 30 ms of it, JOIN_DELAY): played back to back, the output falls behind
-            # VLC's clock a little at each join. Past 100 ms it catches up as a sound card's driver
-            # does, by resampling 0.5 % faster (no sample lost, 9 cents of pitch) until level.
-            late_frames = (cursor - due - self.latency_us) * RATE // 1_000_000
-            if late_frames > DRIFT_TOLERANCE_FRAMES:
-                pcm = squeeze(pcm, min(late_frames, len(pcm) // FRAME_BYTES // 200 + 1))
+            # VLC starts the next item's timeline ~56 ms inside the last one's; the worker waits
+            # 30 ms of it (JOIN_DELAY) and plays the rest back to back: the output then runs up to
+            # ~26 ms per join behind VLC's clock until a skip, pause or stop empties it (`behind`).
+            self.behind = max(0.0, (cursor - due - self.latency_us) / 1e6)
             frames = len(pcm) // FRAME_BYTES
             cursor = self.cursor = at + frames * 1_000_000 // RATE
             self.frames_heard += frames

@@ -49,7 +49,7 @@ BEACON_SECONDS = 0.2
 # libvlc 3.0 starts an item's timeline ~56 ms inside the end of the one before when the item
 # is started at the end event (measured here): the output would fall behind by that much at
 # every join. Waiting 30 ms takes most of it away and leaves ~26 ms of margin for a busy
-# machine before a join could open a gap; the paced sink absorbs the rest (PacedSink).
+# machine before a join could open a gap; the rest is played back to back (PacedSink.behind).
 JOIN_DELAY = 0.030
 
 
