@@ -90,6 +90,7 @@ class Engine:
                                  (vlc.EventType.MediaPlayerPlaying, "playing")):
             manager.event_attach(event_type, self._on_event, name)
         self.generation = 0
+        self.ramp: tuple[float, float, float, float] | None = None
 
     def _attach_amem(self, sink: Any) -> None:
         """Hand every decoded PCM buffer to `sink` (benchmarks and tests capture the output).
@@ -186,7 +187,8 @@ class Engine:
         return self.player.get_state() in (vlc.State.Ended, vlc.State.Error)
 
     def set_volume(self, volume: int, *, fade_ms: int = 0) -> None:
-        """Move to `volume` (0–100), stepping the pre-amplifier over `fade_ms`."""
+        """Move to `volume` (0–100), stepping the pre-amplifier over `fade_ms` (blocking)."""
+        self.ramp = None
         start, target = volume_to_preamp(self.volume), volume_to_preamp(volume)
         steps = max(1, fade_ms // 20)
         for step in range(1, steps + 1):
@@ -195,6 +197,24 @@ class Engine:
                 time.sleep(fade_ms / 1000 / steps)
         self.volume = max(0, min(100, volume))
 
+    def ramp_volume(self, volume: int, *, fade_ms: int) -> None:
+        """Move to `volume` over `fade_ms` without waiting: `ramp_step()` advances it."""
+        self.ramp = (volume_to_preamp(self.volume), volume_to_preamp(volume), time.monotonic(),
+                     max(0.001, fade_ms / 1000))
+        self.volume = max(0, min(100, volume))
+        self.ramp_step()
+
+    def ramp_step(self) -> bool:
+        """Apply the volume ramp's current step; True while it is still moving."""
+        if self.ramp is None:
+            return False
+        start, target, began, seconds = self.ramp
+        share = min(1.0, (time.monotonic() - began) / seconds)
+        self._set_preamp(start + (target - start) * share)
+        if share >= 1.0:
+            self.ramp = None
+        return self.ramp is not None
+
     def fade_out(self, fade_ms: int) -> None:
         """A short fade to silence before an interruption; the volume setting is kept."""
         keep = self.volume
@@ -202,6 +222,7 @@ class Engine:
         self.volume = keep
 
     def restore_volume(self) -> None:
+        self.ramp = None
         self._set_preamp(volume_to_preamp(self.volume))
 
     def ahead(self) -> float:

@@ -228,6 +228,8 @@ class PlaybackWorker:
             self.backstage.turn()  # tests: the backstage work inline, same code
         if self.join_at is not None:
             timeout = min(timeout, max(0.0, self.join_at - self.clock()))
+        if self.engine.ramp is not None:
+            timeout = min(timeout, 0.02)
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
@@ -247,6 +249,7 @@ class PlaybackWorker:
 
     def tick(self) -> None:
         now = self.clock()
+        self.engine.ramp_step()
         if self.on_air is None and not self.stopped and not self.paused \
                 and (self.join_at is None or now >= self.join_at):
             self.join_at = None
@@ -552,7 +555,8 @@ class PlaybackWorker:
                 self.on_air.resumed_mono = self.clock()
                 return True, "seeked"
             if action == PlayerCommand.Action.VOLUME:
-                self.engine.set_volume(int(args["volume"]), fade_ms=int(args.get("fade_ms", FADE_MS)))
+                # A ramp the loop advances: the on-air thread never sleeps through an item's end.
+                self.engine.ramp_volume(int(args["volume"]), fade_ms=int(args.get("fade_ms", FADE_MS)))
                 volume = self.engine.volume
                 self.later(lambda: PlayerState.objects.filter(station=self.station).update(volume=volume))
                 return True, f"volume {volume}"
