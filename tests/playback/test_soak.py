@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 
 from tests.playback.soak import SoakRun, configure_station, judge, make_library
-from tests.servers import free_port
+from tests.servers import RedisServer, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -35,6 +35,9 @@ def test_the_station_stays_on_air_through_operators_and_a_kill(process_env, tmp_
            "HOST": "127.0.0.1"}
     run = SoakRun(var_dir=tmp_path / "var", port=free_port(), env=env)
     env["PORT"] = str(run.port)
+    # A Redis of its own: this station's Celery heartbeats must not make others' tests see a worker.
+    redis_server = RedisServer()
+    env["REDIS_URL"] = redis_server.start()
     rng = random.Random(20261130)
     try:
         run.start()
@@ -50,6 +53,7 @@ def test_the_station_stays_on_air_through_operators_and_a_kill(process_env, tmp_
         ended = time.monotonic()
     finally:
         exit_code = run.stop()
+        redis_server.stop()
     verdict = judge(run, track_ids, started=started, ended=ended)
     (var / "events.json").write_text(json.dumps([e.__dict__ for e in run.events]))
     print("SOAK", json.dumps(verdict.figures))
