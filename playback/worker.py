@@ -208,15 +208,17 @@ class PlaybackWorker:
             return {}
 
     def _replay_spool(self) -> None:
+        """Write the as-run rows the last stop could not; a bad spool is set aside, never fatal."""
         spool = spool_path(self.slug)
         if not spool.exists():
             return
         try:
-            rows = json.loads(spool.read_text())
-        except (OSError, ValueError):
-            logger.exception("station=%s as-run spool %s unreadable", self.slug, spool)
+            rows = [row for row in json.loads(spool.read_text()) if row.get("station_id") == self.station.pk]
+            services.playlog_write(rows)
+        except (OSError, ValueError, *DB_ERRORS):
+            logger.exception("station=%s as-run spool %s could not be written: kept aside", self.slug, spool)
+            spool.replace(spool.with_suffix(".failed.json"))
             return
-        services.playlog_write(rows)
         spool.unlink()
         logger.warning("station=%s %d as-run rows kept on disk at the last stop are written",
                        self.slug, len(rows))

@@ -54,11 +54,18 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture
-def process_env() -> dict[str, str]:
-    """Environment for a subprocess that must use this test's database and Redis."""
+def process_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for a subprocess that must use this test's database and Redis.
+
+    Its own var/ folder (the playback worker keeps its beacon and as-run spool there:
+    another test's must never be read back), the session's media cache.
+    """
+    from django.conf import settings
     from django.db import connection
 
     env = dict(os.environ)
+    env["ONAIR_VAR_DIR"] = str(tmp_path_factory.mktemp("var"))
+    env["ONAIR_MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
     base = env["DATABASE_URL"].rsplit("/", 1)[0]
     env["DATABASE_URL"] = f"{base}/{connection.settings_dict['NAME']}"
     env["DJANGO_SETTINGS_MODULE"] = "settings.test"
