@@ -329,7 +329,11 @@ def judge(run: SoakRun, track_ids: list[int], *, started: float, ended: float,
         by_track.setdefault(freqs.get(item.freq_hz), []).append(item)
     asrun_errors = []
     killed_errors = []
+    repeated = {row.uid for a, b in zip(rows, rows[1:], strict=False) if a.track_id == b.track_id
+                for row in (a, b)}  # the same song twice in a row (a play-now of it): one tone, no edge
     for row in rows:
+        if row.uid in repeated:
+            continue
         if row.failure_reason == "playback worker restarted":  # on air at the kill -9
             start = aircheck.from_wall(rec, row.started_at)
             item = min(by_track.get(row.track_id, []), key=lambda s: abs(s.start_mono - start), default=None)
