@@ -150,10 +150,6 @@ class Backstage:
         self.want_pool = True
         self.wake.set()
 
-    @property
-    def waiting(self) -> int:
-        return len(self.writes)
-
     # --- the thread --------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -324,7 +320,6 @@ class Backstage:
         if self.db_down_since is None:
             self.db_down_since = self.clock()
             logger.error("station=%s database unavailable, playing on from memory: %s", self.slug, exc)
-            self.post(("database", "down"))
         if not connection.in_atomic_block:
             try:
                 connection.close()  # the next query reconnects
@@ -336,7 +331,6 @@ class Backstage:
             logger.warning("station=%s database back after %.1f s; %d writes waiting", self.slug,
                            self.clock() - self.db_down_since, len(self.writes))
             self.db_down_since = None
-            self.post(("database", "up"))
 
     # --- stopping ------------------------------------------------------------------------
 

@@ -65,7 +65,6 @@ class PacedSink:
         # so a decoder held up by a busy machine has that much more time before a gap.
         self.latency_us = int(latency * 1e6)
         self.cursor = 0
-        self.behind = 0.0  # s the output runs behind libvlc's clock (joins), for the figures
         self.pending: deque[tuple[int, bytes]] = deque()
         self.cond = threading.Condition()
         self.paused_at: int | None = None
@@ -136,8 +135,7 @@ class PacedSink:
                 self.cond.notify_all()
             # VLC starts the next item's timeline ~56 ms inside the last one's; the worker waits
             # 30 ms of it (JOIN_DELAY) and plays the rest back to back: the output then runs up to
-            # ~26 ms per join behind VLC's clock until a skip, pause or stop empties it (`behind`).
-            self.behind = max(0.0, (cursor - due - self.latency_us) / 1e6)
+            # ~26 ms per join behind VLC's clock until a skip, pause or stop empties it.
             frames = len(pcm) // FRAME_BYTES
             cursor = self.cursor = at + frames * 1_000_000 // RATE
             self.frames_heard += frames

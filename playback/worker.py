@@ -40,8 +40,6 @@ from radio.services import notification_post
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DB_ERRORS", "Entry", "PlaybackWorker"]
-
 FADE_MS = 300
 FAILED_IF_ENDED_BEFORE = 0.5  # seconds played: a "completed" item this short failed to decode
 WATCHDOG_GRACE = 2.0  # seconds past an item's due end, or without audio, before moving on
@@ -49,7 +47,7 @@ BEACON_SECONDS = 0.2
 # libvlc 3.0 starts an item's timeline ~56 ms inside the end of the one before when the item
 # is started at the end event (measured here): the output would fall behind by that much at
 # every join. Waiting 30 ms takes most of it away and leaves ~26 ms of margin for a busy
-# machine before a join could open a gap; the rest is played back to back (PacedSink.behind).
+# machine before a join could open a gap; the rest is played back to back.
 JOIN_DELAY = 0.030
 
 
@@ -119,7 +117,6 @@ class WorkerStatus:
     silence_since: float | None = None  # nothing on air since
     dead_air_since: float | None = None  # no audio out of the engine since
     silence_alerted: bool = False
-    db_down: bool = False
     last_broadcast: float = 0.0
     last_position_write: float = 0.0
     recent_artists: list[str] = field(default_factory=list)
@@ -284,9 +281,6 @@ class PlaybackWorker:
             return
         if source == "lease":
             self.lost_lease = True
-            return
-        if source == "database":
-            self.status.db_down = name == "down"
             return
         if source == "nudge":
             self.backstage.nudge()
@@ -657,7 +651,7 @@ class PlaybackWorker:
         return {"station": self.slug, "worker": worker, "is_playing": on_air is not None,
                 "paused": self.paused, "stopped": self.stopped, "current": current,
                 "volume": self.engine.volume, "queue": queue_view,
-                "database": "down" if self.status.db_down else "up"}
+                "database": "down" if self.backstage.db_down_since is not None else "up"}
 
     def dead_air_for(self, now: float) -> float:
         """Seconds the listener has heard nothing, outside pauses and stops."""
