@@ -21,7 +21,11 @@ class Reason(models.TextChoices):
 
 
 class QueueItem(models.Model):
-    """What plays next. Ordered by `position`; the one on air has status PLAYING."""
+    """What plays next. Ordered by `position`; the one on air has status PLAYING.
+
+    Positions are 0..n-1 per station, the item on air first: unique (a constraint) and
+    dense, kept so by the queue services under the station's queue lock.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -44,6 +48,7 @@ class QueueItem(models.Model):
         verbose_name = _("queue item")
         verbose_name_plural = _("queue")
         indexes = [models.Index(fields=["station", "status", "position"])]
+        constraints = [models.UniqueConstraint(fields=["station", "position"], name="queue_position_unique")]
 
     def __str__(self) -> str:
         return f"{self.position}: {self.track}"

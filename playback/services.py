@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Case, Count, F, IntegerField, Q, Value, When
 from django.utils import dateformat, timezone, translation
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy, ngettext
@@ -95,13 +95,77 @@ def _check_playable(station: Station, track: Track) -> None:
         raise QueueError(f"“{track}” cannot go on air: {reason}.")
 
 
+class QueueItemGone(QueueError):
+    """The item is no longer in the queue: someone removed it, or it has played."""
+
+
+def _queue_lock(station: Station) -> None:
+    """Hold the station's queue until the transaction ends. Call it first, inside `transaction.atomic`.
+
+    Every change to a station's queue (API, pages, admin, auto-DJ, the playback worker) takes
+    this one lock before it reads positions, so two operators never number from the same
+    state (concurrent appends used to write duplicate positions). It is one row, the same one
+    for every change and always taken first, so no lock-order deadlock is possible. NO KEY
+    UPDATE rather than UPDATE: inserting rows that merely point at the station (commands,
+    as-run rows, audit entries) is never held up by it. SQLite ignores row locks; there the
+    IMMEDIATE transactions (settings) already let one writer in at a time.
+    """
+    list(Station.objects.select_for_update(no_key=True).filter(pk=station.pk).values_list("pk", flat=True))
+
+
+def _queue_rows(station: Station) -> list[tuple[int, int, str]]:
+    """(id, position, status) of every item, in play order: what is on air first, then by position."""
+    rows = QueueItem.objects.filter(station=station).values_list("pk", "position", "status")
+    return sorted(rows, key=lambda row: (row[2] != QueueItem.Status.PLAYING, row[1], row[0]))
+
+
+def _queue_number(station: Station, order: list[int], rows: list[tuple[int, int, str]]) -> None:
+    """Positions 0..n-1 in the order of `order` (every item of the queue): dense and unique.
+
+    Only the items whose position changes are written, in two UPDATEs so that no two rows
+    share a position on the way (the unique constraint is checked row by row): first to
+    distinct negative numbers, then to their places.
+    """
+    current = {pk: position for pk, position, _ in rows}
+    moves = {pk: index for index, pk in enumerate(order) if current.get(pk) != index}
+    if not moves:
+        return
+    items = QueueItem.objects.filter(station=station, pk__in=list(moves))
+    items.update(position=Case(*(When(pk=pk, then=Value(-1 - index)) for pk, index in moves.items()),
+                               output_field=IntegerField()))
+    items.update(position=-1 - F("position"))
+
+
+def _queue_renumber(station: Station) -> None:
+    rows = _queue_rows(station)
+    _queue_number(station, [pk for pk, _, _ in rows], rows)
+
+
+def _queue_add(station: Station, *, next_up: bool, **fields: Any) -> QueueItem:
+    """A new item at the end, or right after what is on air; the caller holds the lock."""
+    rows = _queue_rows(station)
+    free = max((position for _, position, _ in rows), default=-1) + 1
+    item = QueueItem.objects.create(station=station, position=free, **fields)
+    order = [pk for pk, _, _ in rows]
+    at = sum(1 for row in rows if row[2] == QueueItem.Status.PLAYING) if next_up else len(order)
+    order.insert(at, item.pk)
+    _queue_number(station, order, [*rows, (item.pk, free, item.status)])
+    item.position = at
+    return item
+
+
+def _queue_gone() -> QueueItemGone:
+    return QueueItemGone(gettext("This item is no longer in the queue: someone removed it, or it has "
+                                 "already played. Reload the queue."))
+
+
 def queue_append(*, station: Station, track: Track, reason: str = Reason.MANUAL, actor=None,
                  note: str = "") -> QueueItem:
     _check_playable(station, track)
     with transaction.atomic():
-        last = QueueItem.objects.filter(station=station).aggregate(p=Max("position"))["p"]
-        item = QueueItem.objects.create(station=station, track=track, reason=reason, note=note,
-                                        position=(last or 0) + 10, requested_by=_user(actor))
+        _queue_lock(station)
+        item = _queue_add(station, next_up=False, track=track, reason=reason, note=note,
+                          requested_by=_user(actor))
         _audit(actor, station, "queue.append", item)
         _changed(station)
     return item
@@ -112,53 +176,97 @@ def queue_insert_next(*, station: Station, track: Track, reason: str = Reason.MA
     """Right after what is on air (ahead of every queued item)."""
     _check_playable(station, track)
     with transaction.atomic():
-        first = (QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED)
-                 .aggregate(p=Min("position"))["p"])
-        if first is None:  # nothing queued: right after the item on air, never above it
-            first = (QueueItem.objects.filter(station=station).aggregate(p=Max("position"))["p"] or 0) + 20
-        item = QueueItem.objects.create(station=station, track=track, reason=reason, note=note,
-                                        position=first - 10, requested_by=_user(actor))
+        _queue_lock(station)
+        item = _queue_add(station, next_up=True, track=track, reason=reason, note=note,
+                          requested_by=_user(actor))
         _audit(actor, station, "queue.insert_next", item)
         _changed(station)
     return item
 
 
-def queue_move(*, item: QueueItem, to_index: int, actor=None) -> None:
-    """Move a queued item to `to_index` among the queued items (0 = next)."""
-    if item.status != QueueItem.Status.QUEUED:
-        raise QueueError("The item on air cannot be moved.")
+def queue_move(*, item: QueueItem, to_index: int, actor=None) -> QueueItem:
+    """Move a queued item to `to_index` among the queued items (0 = next). Returns it as moved.
+
+    QueueItemGone when it is no longer in the queue (a concurrent remove, or it played).
+    """
+    station = item.station
     with transaction.atomic():
-        queued = list(QueueItem.objects.select_for_update().filter(
-            station=item.station, status=QueueItem.Status.QUEUED).order_by("position", "id"))
-        queued = [q for q in queued if q.pk != item.pk]
+        _queue_lock(station)
+        rows = _queue_rows(station)
+        status = next((row[2] for row in rows if row[0] == item.pk), None)
+        if status is None:
+            raise _queue_gone()
+        if status != QueueItem.Status.QUEUED:
+            raise QueueError(gettext("The item on air cannot be moved."))
+        on_air = [pk for pk, _, s in rows if s == QueueItem.Status.PLAYING]
+        queued = [pk for pk, _, s in rows if s != QueueItem.Status.PLAYING and pk != item.pk]
         to_index = max(0, min(to_index, len(queued)))
-        queued.insert(to_index, item)
-        # Numbered after the item on air, so listings keep showing it first.
-        base = (QueueItem.objects.filter(station=item.station, status=QueueItem.Status.PLAYING)
-                .aggregate(p=Max("position"))["p"] or 0)
-        for index, entry in enumerate(queued):
-            entry.position = base + (index + 1) * 10
-        QueueItem.objects.bulk_update(queued, ["position"])
-        _audit(actor, item.station, "queue.move", item, {"to_index": to_index})
-        _changed(item.station)
+        queued.insert(to_index, item.pk)
+        _queue_number(station, on_air + queued, rows)
+        item = queue_items(station).get(pk=item.pk)
+        _audit(actor, station, "queue.move", item, {"to_index": to_index})
+        _changed(station)
+    return item
 
 
 def queue_remove(*, item: QueueItem, actor=None) -> None:
-    if item.status == QueueItem.Status.PLAYING:
-        raise QueueError("The item on air cannot be removed: skip it instead.")
+    """QueueItemGone when it is no longer in the queue; QueueError for the item on air."""
+    station = item.station
     with transaction.atomic():
-        _audit(actor, item.station, "queue.remove", item)
-        item.delete()
-        _changed(item.station)
+        _queue_lock(station)
+        current = QueueItem.objects.filter(pk=item.pk, station=station).first()
+        if current is None:
+            raise _queue_gone()
+        if current.status == QueueItem.Status.PLAYING:
+            raise QueueError(gettext("The item on air cannot be removed: skip it instead."))
+        _audit(actor, station, "queue.remove", current)
+        current.delete()
+        _queue_renumber(station)
+        _changed(station)
 
 
 def queue_clear(*, station: Station, actor=None) -> int:
     with transaction.atomic():
+        _queue_lock(station)
         count, _ = QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED).delete()
+        _queue_renumber(station)
         audit_record(actor=actor, station=station, action="queue.clear", obj=station,
                      after={"removed": count})
         _changed(station)
     return count
+
+
+# The playback worker's own queue writes (on its backstage thread, never the on-air one). They
+# take the same lock; they send no queue_update: the worker's status message carries the queue.
+
+def queue_item_started(*, station: Station, item_id: int) -> bool:
+    """The worker put the item on air: it is marked playing and listed first. False if it is gone."""
+    with transaction.atomic():
+        _queue_lock(station)
+        if not QueueItem.objects.filter(pk=item_id, station=station).update(status=QueueItem.Status.PLAYING):
+            return False
+        _queue_renumber(station)
+    return True
+
+
+def queue_item_done(*, station: Station, item_id: int) -> bool:
+    """The item has played (or could not): off the queue. False if it was already gone."""
+    with transaction.atomic():
+        _queue_lock(station)
+        deleted, _ = QueueItem.objects.filter(pk=item_id, station=station).delete()
+        if deleted:
+            _queue_renumber(station)
+    return bool(deleted)
+
+
+def queue_drop_playing(*, station: Station) -> int:
+    """After a worker restart: what was on air is off the queue (it was logged as interrupted)."""
+    with transaction.atomic():
+        _queue_lock(station)
+        deleted, _ = QueueItem.objects.filter(station=station, status=QueueItem.Status.PLAYING).delete()
+        if deleted:
+            _queue_renumber(station)
+    return deleted
 
 
 def _user(actor):
@@ -406,6 +514,7 @@ def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) 
 def autodj_top_up(*, station: Station) -> list[QueueItem]:
     """Fill the queue up to the station's depth from auto-DJ. Returns the new items."""
     with transaction.atomic():
+        _queue_lock(station)
         queued = list(queue_items(station))
         missing = station.queue_min_depth - sum(1 for q in queued if q.status == QueueItem.Status.QUEUED)
         if missing <= 0:
@@ -413,12 +522,14 @@ def autodj_top_up(*, station: Station) -> list[QueueItem]:
         previous = queued[-1].track.artist if queued else (
             PlayLog.objects.filter(station=station).values_list("artist", flat=True).first() or "")
         picks = autodj_choose(autodj_candidates(station), previous_artist=previous, count=missing)
-        last = max((q.position for q in queued), default=0)
+        free = max((q.position for q in queued), default=-1) + 1
         with translation.override(station.language):  # notes are stored text, in the station's language
-            items = [QueueItem(station=station, track=t, reason=Reason.AUTODJ, position=last + 10 * (i + 1),
+            items = [QueueItem(station=station, track=t, reason=Reason.AUTODJ, position=free + i,
                                note=str(t.autodj_note)[:200])
                      for i, t in enumerate(picks)]
         QueueItem.objects.bulk_create(items)
+        if free != len(queued):  # numbering had gaps (never after migration 0003): close them
+            _queue_renumber(station)
         for item in items:
             if item.note:
                 logger.info("station=%s track=%s queued by auto-DJ: %s", station.slug, item.track_id, item.note)

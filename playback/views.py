@@ -50,6 +50,7 @@ from playback.serializers import (
 )
 from playback.services import (
     QueueError,
+    QueueItemGone,
     command_issue,
     now_playing_data,
     play_now,
@@ -145,23 +146,28 @@ class QueueViewSet(StationScopedMixin, viewsets.GenericViewSet):
             raise ValidationError({"track": [str(exc)]}) from exc
         return Response(queue_item_data(item), status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=QueueMoveSerializer, responses={200: QueueItemSerializer, 409: DetailSerializer})
+    @extend_schema(request=QueueMoveSerializer,
+                   responses={200: QueueItemSerializer, 404: DetailSerializer, 409: DetailSerializer})
     def partial_update(self, request, *args, **kwargs):
         """Move a queued item to `to_index` among the queued items (0 = next)."""
         item = self.get_object()
         form = QueueMoveSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            queue_move(item=item, to_index=form.validated_data["to_index"], actor=request.user)
+            item = queue_move(item=item, to_index=form.validated_data["to_index"], actor=request.user)
+        except QueueItemGone as exc:  # removed (or played) since get_object() found it
+            raise NotFound(str(exc)) from exc
         except QueueError as exc:
             raise Conflict(str(exc)) from exc
-        return Response(queue_item_data(self.get_queryset().get(pk=item.pk)))
+        return Response(queue_item_data(item))
 
-    @extend_schema(responses={204: None, 409: DetailSerializer})
+    @extend_schema(responses={204: None, 404: DetailSerializer, 409: DetailSerializer})
     def destroy(self, request, *args, **kwargs):
         """Take a queued item off the queue. The item on air cannot be removed (skip it)."""
         try:
             queue_remove(item=self.get_object(), actor=request.user)
+        except QueueItemGone as exc:
+            raise NotFound(str(exc)) from exc
         except QueueError as exc:
             raise Conflict(str(exc)) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -188,7 +194,7 @@ class PlayerViewSet(StationScopedMixin, viewsets.GenericViewSet):
         return Response({"command": command.pk, "status": command.status}, status=status.HTTP_202_ACCEPTED)
 
     def _valid(self, serializer_class) -> dict:
-        form = serializer_class(data=self.request.data)
+        form = serializer_class(data=self.request.data, context={"station": self.station})
         form.is_valid(raise_exception=True)
         return form.validated_data
 

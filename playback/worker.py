@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from playback import services
 from playback.backstage import DB_ERRORS, Backstage, Entry, spool_path
 from playback.engine import Engine
-from playback.models import PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
+from playback.models import PlayerCommand, PlayerState, PlayLog, Reason
 from radio.models import Notification, Station
 from radio.notify import MessageType, station_notify
 from radio.services import notification_post
@@ -187,7 +187,7 @@ class PlaybackWorker:
                 note=beacon.get("note", "") if beacon.get("uid") == str(state.current_log_uid) else "")])
             logger.warning("station=%s track=%s was on air when the worker stopped: logged as interrupted "
                            "after %.1f s", self.slug, state.current_track_id, played)
-        QueueItem.objects.filter(station=self.station, status=QueueItem.Status.PLAYING).delete()
+        services.queue_drop_playing(station=self.station)
         PlayerState.objects.update_or_create(station=self.station, defaults={
             "is_playing": False, "paused": False, "current_track": None, "current_log_uid": None,
             "started_at": None, "position": 0.0, "duration": None,
@@ -430,7 +430,7 @@ class PlaybackWorker:
     def _record_start(self, on_air: OnAir) -> None:
         entry = on_air.entry
         if entry.queue_item_id:
-            QueueItem.objects.filter(pk=entry.queue_item_id).update(status=QueueItem.Status.PLAYING)
+            services.queue_item_started(station=self.station, item_id=entry.queue_item_id)
         PlayerState.objects.update_or_create(station=self.station, defaults={
             "is_playing": True, "paused": False, "stopped": False, "current_track_id": entry.track_id,
             "current_log_uid": on_air.uid, "current_reason": entry.reason,
@@ -468,7 +468,7 @@ class PlaybackWorker:
         def write() -> None:
             services.playlog_write([row])
             if entry.queue_item_id:
-                QueueItem.objects.filter(pk=entry.queue_item_id).delete()
+                services.queue_item_done(station=self.station, item_id=entry.queue_item_id)
             PlayerState.objects.filter(station=self.station, current_log_uid=on_air.uid).update(
                 is_playing=False, current_track=None, current_log_uid=None, started_at=None, position=0.0,
                 updated_at=timezone.now())
@@ -487,7 +487,7 @@ class PlaybackWorker:
         def write() -> None:
             services.playlog_write([row])
             if entry.queue_item_id:
-                QueueItem.objects.filter(pk=entry.queue_item_id).delete()
+                services.queue_item_done(station=self.station, item_id=entry.queue_item_id)
 
         self.later(write, spool=row)
         logger.warning("station=%s track=%s skipped: %s", self.slug, entry.track_id, failure)
