@@ -57,10 +57,11 @@ def main() -> None:
 def bench_size(size: int, changes: int, per_folder: int) -> dict:
     from django.conf import settings
 
-    from library.drive import Drive, Progress, Syncer
-    from library.models import DriveFolder, SyncRun, Track
+    from library.drive import Drive, Syncer
+    from library.models import DriveFolder, Track
     from radio.google import google_service
-    from radio.models import Station
+    from radio.models import Station, SyncRun
+    from radio.sync import Progress
     from tests.fakes.google import FakeGoogle
 
     fake = FakeGoogle().start()
@@ -109,7 +110,7 @@ def bench_size(size: int, changes: int, per_folder: int) -> dict:
             fake.drive.add_metadata_file(f"New {n}.mp3", genres[n % 20], md5=f"{size + n:032x}", size=1)
         else:
             fake.drive.set_content(target, b"new content %d" % n)
-    from library.models import SyncCursor
+    from radio.models import SyncCursor
 
     token = SyncCursor.objects.get(station=station, source="drive").token
     # Timed from building the client (discovery document, folder tree from the

@@ -1,4 +1,4 @@
-"""Library admin: curate tracks, genres and Drive folders; watch and start syncs.
+"""Library admin: curate tracks, genres and Drive folders (sync runs: radio/admin.py).
 
 Every admin here is a `StationScopedAdmin`: staff see only their stations' rows and
 may change them only as editors there. Hand edits of a track go through
@@ -13,20 +13,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, QuerySet
-from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_POST
-from kombu.exceptions import OperationalError as BrokerError
 
-from library.models import DriveFolder, Genre, SyncRun, Track
+from library.models import DriveFolder, Genre, Track
 from library.serializers import cue_errors
 from library.services import track_enqueue_analysis, track_update
-from radio.admin import ReadOnlyAdminMixin, StationScopedAdmin
+from radio.admin import StationScopedAdmin
 from radio.models import Role, Station
 from radio.services import has_role, stations_for
 
@@ -87,6 +83,23 @@ class MissingFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DownloadFailedFilter(admin.SimpleListFilter):
+    """Tracks whose file Drive would not give us (the reason is on the track)."""
+
+    title = _("download failed")
+    parameter_name = "download_failed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(download_error="")
+        if self.value() == "no":
+            return queryset.filter(download_error="")
+        return queryset
+
+
 class DuplicateFilter(admin.SimpleListFilter):
     """Tracks with a twin on the same station; the list is then sorted so twins sit together."""
 
@@ -144,14 +157,14 @@ class TrackAdmin(LibraryAdmin):
     list_select_related = ["genre", "station"]
     search_fields = ["title", "artist", "album"]
     list_filter = ["kind", ("genre", admin.RelatedOnlyFieldListFilter), "enabled", MissingFilter,
-                   "source", "language", "analysis", DuplicateFilter]
-    actions = ["enable", "disable", "set_kind", "set_genre", "reanalyse"]
+                   "source", "language", "analysis", DownloadFailedFilter, DuplicateFilter]
+    actions = ["enable", "disable", "set_kind", "set_genre", "reanalyse", "retry_download"]
     readonly_fields = [
         "station", "audio_preview", "cover_preview", "duration", "loudness_lufs", "true_peak_dbtp",
         "analysis", "analysis_error", "source", "source_id", "source_path", "source_parent",
         "source_modified", "missing_since", "file", "file_checksum", "checksum", "size", "bitrate",
         "sample_rate", "mime_type", "cover", "play_count", "last_played_at", "edited_fields",
-        "created_at", "updated_at",
+        "created_at", "updated_at", "download_error", "download_failures", "download_retry_at",
     ]
     fieldsets = [
         (None, {"fields": ["station", "kind", "title", "artist", "album", "genre", "year",
@@ -161,6 +174,7 @@ class TrackAdmin(LibraryAdmin):
         (_("Cover art"), {"fields": ["cover_preview", "cover"]}),
         (_("Source"), {"fields": ["source", "source_id", "source_path", "source_parent",
                                   "source_modified", "missing_since"]}),
+        (_("Download"), {"fields": ["download_error", "download_failures", "download_retry_at"]}),
         (_("File"), {"classes": ["collapse"],
                      "fields": ["file", "file_checksum", "checksum", "size", "bitrate", "sample_rate",
                                 "mime_type"]}),
@@ -302,6 +316,29 @@ class TrackAdmin(LibraryAdmin):
                                             "%(count)d tracks queued for analysis.",
                                             len(ids)) % {"count": len(ids)}, messages.SUCCESS)
 
+    @admin.action(description=_("Retry download now"), permissions=["change"])
+    def retry_download(self, request, queryset):
+        from kombu.exceptions import OperationalError as BrokerError
+
+        from library.downloads import tracks_download_retry_now
+        from library.tasks import drive_sync_request
+
+        queryset = queryset.filter(station__in=editable_stations(request.user))
+        stations = list(Station.objects.filter(pk__in=queryset.exclude(download_error="")
+                                               .values("station_id")))
+        count = tracks_download_retry_now(actor=request.user, tracks=queryset)
+        try:
+            for station in stations:
+                drive_sync_request(station=station, actor=request.user)
+        except BrokerError:
+            logger.exception("downloads marked for retry but no sync queued: broker unavailable")
+            self.message_user(request, _("The task queue is unavailable: the downloads are tried at "
+                                         "the next scheduled sync."), messages.WARNING)
+        self.message_user(request, ngettext(
+            "%(count)d track will be downloaded again at the sync now queued.",
+            "%(count)d tracks will be downloaded again at the sync now queued.",
+            count) % {"count": count}, messages.SUCCESS)
+
 
 # --- Genres and Drive folders ---------------------------------------------------
 
@@ -359,59 +396,6 @@ class DriveFolderAdmin(LibraryAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         self._limit_genres(form, "genre_override", obj.station if obj is not None else None)
         return form
-
-
-# --- Sync runs ------------------------------------------------------------------
-
-@admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdminMixin, LibraryAdmin):
-    """Read-only history; "Sync now" on the list asks for a Drive sync (editors)."""
-
-    list_display = ["started_at", "station", "kind", "status", "finished_at", "counts_display",
-                    "requests", "error_short", "triggered_by"]
-    list_filter = ["kind", "status"]
-    list_select_related = ["station", "triggered_by"]
-    date_hierarchy = "started_at"
-    readonly_fields = ["station", "kind", "status", "started_at", "finished_at", "counts", "progress",
-                       "requests", "error", "triggered_by"]
-    fields = readonly_fields
-
-    @admin.display(description=_("counts"))
-    def counts_display(self, obj: SyncRun) -> str:
-        return ", ".join(f"{key}: {value}" for key, value in sorted((obj.counts or {}).items()))
-
-    @admin.display(description=_("error"))
-    def error_short(self, obj: SyncRun) -> str:
-        return obj.error if len(obj.error) <= 80 else obj.error[:79] + "…"
-
-    def get_urls(self):
-        return [path("sync-now/", self.admin_site.admin_view(self.sync_now_view),
-                     name="library_syncrun_sync_now"), *super().get_urls()]
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "sync_stations": list(editable_stations(request.user).order_by("name"))}
-        return super().changelist_view(request, extra_context)
-
-    def sync_now_view(self, request):
-        return require_POST(self._sync_now)(request)
-
-    def _sync_now(self, request):
-        from library.tasks import drive_sync_request
-
-        station = get_object_or_404(Station, slug=request.POST.get("station", ""))
-        if not has_role(request.user, station, Role.EDITOR):
-            raise PermissionDenied
-        try:
-            drive_sync_request(station=station, actor=request.user)
-        except BrokerError:
-            logger.exception("station=%s sync not queued: broker unavailable", station.slug)
-            self.message_user(request, _("The task queue is unavailable; try again shortly."),
-                              messages.ERROR)
-        else:
-            self.message_user(request, _("Sync queued for %(station)s.") % {"station": station.name},
-                              messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:library_syncrun_changelist"))
 
 
 from library import admin_gmail  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Admin for the Gmail review queue, classification rules and Google connections."""
+"""Admin for the Gmail review queue and classification rules (Google connections: radio/admin.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from library.gmail import gmail_review_approve, gmail_review_reject
-from library.models import ClassificationRule, GmailImport, GoogleCredential
+from library.models import ClassificationRule, GmailImport
 from library.services import ImportRejected
 from radio.admin import StationScopedAdmin
 from radio.models import Role
-from radio.services import has_role, stations_for
+from radio.services import has_role
 
 
 @admin.register(GmailImport)
@@ -70,29 +70,3 @@ class ClassificationRuleAdmin(StationScopedAdmin):
     list_editable = ["kind", "genre"]
     list_filter = ["field", "kind", "station"]
     search_fields = ["pattern"]
-
-
-@admin.register(GoogleCredential)
-class GoogleCredentialAdmin(StationScopedAdmin):
-    view_role = Role.ADMIN
-    edit_role = Role.ADMIN
-    list_display = ["station", "email", "connected_by", "connected_at", "reconnect"]
-    readonly_fields = ["station", "email", "scopes", "connected_by", "connected_at"]
-    exclude = ["refresh_token_encrypted"]  # never shown, even encrypted
-    change_list_template = "admin/library/googlecredential/change_list.html"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description=_("connect"))
-    def reconnect(self, obj):
-        return format_html('<a href="{}">{}</a>',
-                           reverse("google-connect", args=[obj.station.slug]), _("Reconnect"))
-
-    def changelist_view(self, request, extra_context=None):
-        stations = [s for s in stations_for(request.user) if has_role(request.user, s, Role.ADMIN)]
-        extra_context = {**(extra_context or {}), "connect_stations": stations}
-        return super().changelist_view(request, extra_context)

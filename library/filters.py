@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
+from rest_framework import filters
+from rest_framework.exceptions import ValidationError
 
-from library.models import SyncRun, Track
+from library.models import Track
+from radio.models import SyncRun
+from radio.serializers import MAX_ID
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A related object's id: a whole number in the bigint range, else 400 on the parameter.
+
+    NumberFilter's DecimalField took `1e30`, `1.5` or `NaN` to the database.
+    """
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's search, refusing a NUL byte (PostgreSQL cannot compare text holding one) with a 400."""
+
+    def get_search_terms(self, request):
+        value = request.query_params.get(self.search_param, "")
+        if "\x00" in value:
+            raise ValidationError({self.search_param: [_("Null characters are not allowed.")]})
+        return super().get_search_terms(request)
 
 
 class TrackFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=Track.Kind.choices)
-    genre = django_filters.NumberFilter(field_name="genre_id", label=_("genre id"))
+    genre = IdFilter(field_name="genre_id", label=_("genre id"))
     enabled = django_filters.BooleanFilter()
     missing = django_filters.BooleanFilter(method="filter_missing",
                                            label=_("missing from its source"))

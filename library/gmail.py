@@ -4,7 +4,10 @@ Idempotent on message id + MIME part id (Gmail changes attachment ids on every
 read). Classification rules (ClassificationRule, Hebrew and English defaults)
 look at the subject, file name and sender; a confident match imports at once,
 anything else waits in the admin's review queue. Processed mail is labelled
-`OnAir/Processed` and marked read.
+`OnAir/Processed` (GMAIL_PROCESSED_LABEL) and marked read. Mail the query finds
+without any audio attachment is not ours to swallow: it stays unread and gets
+`OnAir/No audio` (GMAIL_NO_AUDIO_LABEL), so staff see it and later runs skip it.
+Runs go through the sync-run harness (radio/sync.py).
 """
 
 from __future__ import annotations
@@ -17,21 +20,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
 
 from library import conventions, storage
 from library.drive_tree import FOLDER_MIME
-from library.models import ClassificationRule, DriveFolder, Genre, GmailImport, SyncRun, Track
+from library.models import ClassificationRule, DriveFolder, Genre, GmailImport, Track
 from library.services import ImportRejected, track_import_file
 from library.tags import AUDIO_EXTENSIONS
 from radio.google import GoogleNotConfigured, google_execute, google_service, station_credentials
-from radio.notify import MessageType, station_notify
+from radio.models import SyncRun
 from radio.services import audit_record
+from radio.sync import Progress, sync_run
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +174,8 @@ class DriveUploader:
 
 
 def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int],
-                   uploader: DriveUploader | None = None) -> None:
+                   uploader: DriveUploader | None = None) -> bool:
+    """Import the message's audio attachments. False when it has none."""
     message = gmail.execute(gmail.users.messages().get(userId="me", id=message_id, format="full"))
     payload = message.get("payload", {})
     headers = _headers(payload)
@@ -181,7 +184,12 @@ def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int
         received = parsedate_to_datetime(headers["date"]) if headers.get("date") else None
     except (TypeError, ValueError):
         received = None
-    for part in _audio_parts(payload):
+    parts = list(_audio_parts(payload))
+    if not parts:
+        logger.info("station=%s gmail message=%s has no audio attachment (subject %r)",
+                    station.slug, message_id, subject)
+        return False
+    for part in parts:
         part_id, filename = part.get("partId", ""), part["filename"]
         if GmailImport.objects.filter(station=station, message_id=message_id, part_id=part_id).exists():
             counts["already"] = counts.get("already", 0) + 1
@@ -217,45 +225,39 @@ def import_message(gmail: Gmail, station, message_id: str, counts: dict[str, int
         counts[item.status] = counts.get(item.status, 0) + 1
         logger.info("station=%s gmail message=%s part=%s %s: %s", station.slug, message_id, part_id,
                     item.status, item.reason)
+    return True
+
+
+def _search_label(name: str) -> str:
+    """A label as Gmail search writes it: `label:onair-no-audio` for "OnAir/No audio"."""
+    return "-".join(name.lower().replace("/", " ").replace("-", " ").split())
 
 
 def gmail_import_run(*, station) -> SyncRun | None:
-    lock = f"onair:gmail-import:{station.pk}"
-    if not cache.add(lock, "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
-        return None
-    run = SyncRun.objects.create(station=station, kind=SyncRun.Kind.GMAIL)
-    counts: dict[str, int] = {}
-    try:
+    """One Gmail import through the sync-run harness. None when another one is running."""
+
+    def body(progress: Progress) -> None:
+        run, counts = progress.run, progress.counts
         rules_ensure_defaults(station)
         gmail = Gmail(google_service("gmail", "v1", station_credentials(station)), run)
-        label = gmail.label_id(settings.GMAIL_PROCESSED_LABEL)
-        query = f"{settings.GMAIL_QUERY} -label:{settings.GMAIL_PROCESSED_LABEL}"
+        processed = gmail.label_id(settings.GMAIL_PROCESSED_LABEL)
+        no_audio = gmail.label_id(settings.GMAIL_NO_AUDIO_LABEL)
+        query = (f"{settings.GMAIL_QUERY} -label:{_search_label(settings.GMAIL_PROCESSED_LABEL)}"
+                 f" -label:{_search_label(settings.GMAIL_NO_AUDIO_LABEL)}")
         uploader = DriveUploader(station, run) if settings.GMAIL_UPLOAD_TO_DRIVE else None
         for message_id in gmail.message_ids(query):
-            import_message(gmail, station, message_id, counts, uploader)
-            # Only after every part is recorded: a crash before this re-reads the mail,
-            # and the (message, part) records keep the import idempotent.
-            gmail.execute(gmail.users.messages().modify(
-                userId="me", id=message_id, body={"addLabelIds": [label], "removeLabelIds": ["UNREAD"]}))
-            counts["messages"] = counts.get("messages", 0) + 1
-        run.status = SyncRun.Status.OK
-    except GoogleNotConfigured as exc:
-        run.status, run.error = SyncRun.Status.FAILED, str(exc)
-    except HttpError as exc:
-        run.status = SyncRun.Status.FAILED
-        run.error = (f"Google refused access to Gmail (HTTP {exc.resp.status}): reconnect Google in the "
-                     "admin with the Gmail permission." if exc.resp.status in (401, 403)
-                     else f"Gmail answered HTTP {exc.resp.status} after retries.")
-    except (OSError, TimeoutError) as exc:
-        run.status, run.error = SyncRun.Status.FAILED, f"Could not reach Gmail: {exc}"
-    finally:
-        cache.delete(lock)
-        run.counts, run.finished_at = counts, timezone.now()
-        run.save()
-        station_notify(station.slug, MessageType.LIBRARY_SYNC,
-                       {"run": run.pk, "kind": run.kind, "status": run.status, "counts": counts,
-                        "error": run.error})
-    return run
+            if import_message(gmail, station, message_id, counts, uploader):
+                # Only after every part is recorded: a crash before this re-reads the mail,
+                # and the (message, part) records keep the import idempotent.
+                change = {"addLabelIds": [processed], "removeLabelIds": ["UNREAD"]}
+                progress.add("messages")
+            else:  # not for us to swallow: left unread, labelled so staff see it
+                change = {"addLabelIds": [no_audio]}
+                progress.add("no_audio")
+            gmail.execute(gmail.users.messages().modify(userId="me", id=message_id, body=change))
+            progress.publish(messages_done=counts.get("messages", 0) + counts.get("no_audio", 0))
+
+    return sync_run(station=station, source="gmail", kind=SyncRun.Kind.GMAIL, body=body)
 
 
 def gmail_review_approve(*, item: GmailImport, kind: str, genre: Genre | None, actor) -> Track:

@@ -99,10 +99,27 @@ class Track(models.Model):
     file = models.CharField(_("cached file"), max_length=500, blank=True)
     file_checksum = models.CharField(max_length=32, blank=True)
     cover = models.CharField(_("cover art"), max_length=500, blank=True)
+    # A download that failed belongs to its track (library/services.py, track_download_failed):
+    # the reason, how many times in a row, when to try again (empty: not before the content
+    # changes) and the content (MD5) it failed for: new content is tried at once.
+    download_error = models.TextField(_("download error"), blank=True)
+    download_failures = models.PositiveIntegerField(_("failed downloads in a row"), default=0)
+    download_retry_at = models.DateTimeField(_("next download attempt"), null=True, blank=True,
+                                             db_index=True)
+    download_error_checksum = models.CharField(max_length=32, blank=True)
 
     source = models.CharField(_("source"), max_length=16, choices=Source.choices, db_index=True)
     source_id = models.CharField(_("source id"), max_length=300, blank=True)
+    # Drive: the folders below the watched root and the file's name, joined by `/` with any
+    # `/` or `\` inside a name escaped by `\` (library/drive_tree.py join_path), so a name
+    # such as "AC/DC" is never read as two folders. `source_name` is the name as Drive has it.
     source_path = models.TextField(_("source path"), blank=True)
+    source_name = models.TextField(_("source file name"), blank=True)
+    source_parents = models.JSONField(default=list, blank=True,
+                                      help_text=_("Every Drive parent of the file (legacy files "
+                                                  "may have several)."))
+    folder_fields = models.JSONField(default=list, blank=True,
+                                     help_text=_("Fields the Drive folders decided last time."))
     source_parent = models.CharField(max_length=200, blank=True,
                                      help_text=_("Drive folder id holding the file."))
     source_modified = models.DateTimeField(_("source modified"), null=True, blank=True)
@@ -191,76 +208,6 @@ class DriveFolder(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.folder_id
-
-
-class SyncRun(models.Model):
-    class Kind(models.TextChoices):
-        DRIVE_FULL = "drive_full", _("Drive: full crawl")
-        DRIVE_CHANGES = "drive_changes", _("Drive: changes")
-        DRIVE_DOWNLOAD = "drive_download", _("Drive: downloads")
-        GMAIL = "gmail", _("Gmail import")
-
-    class Status(models.TextChoices):
-        RUNNING = "running", _("Running")
-        OK = "ok", _("Finished")
-        FAILED = "failed", _("Failed")
-
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="sync_runs")
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices,
-                              default=Status.RUNNING)
-    started_at = models.DateTimeField(_("started"), auto_now_add=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-    counts = models.JSONField(_("counts"), default=dict, blank=True)
-    progress = models.JSONField(_("progress"), default=dict, blank=True)
-    requests = models.PositiveIntegerField(_("Google requests"), default=0)
-    error = models.TextField(_("error"), blank=True)
-    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                     null=True, blank=True, related_name="+")
-
-    class Meta:
-        ordering = ["-started_at", "-id"]
-        verbose_name = _("sync run")
-        verbose_name_plural = _("sync runs")
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M}"
-
-
-class SyncCursor(models.Model):
-    """Where an incremental sync resumes: Drive's changes page token, per station."""
-
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="+")
-    source = models.CharField(max_length=16)
-    token = models.CharField(max_length=500)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["station", "source"],
-                                               name="synccursor_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.source}@{self.station_id}: {self.token}"
-
-
-class GoogleCredential(models.Model):
-    """An OAuth refresh token an admin connected for a station, stored encrypted."""
-
-    station = models.OneToOneField(Station, on_delete=models.CASCADE,
-                                   related_name="google_credential")
-    email = models.EmailField(_("Google account"), blank=True)
-    scopes = models.JSONField(default=list)
-    refresh_token_encrypted = models.TextField()
-    connected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                     null=True, blank=True, related_name="+")
-    connected_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = _("Google connection")
-        verbose_name_plural = _("Google connections")
-
-    def __str__(self) -> str:
-        return self.email or str(self.station)
 
 
 class ClassificationRule(models.Model):

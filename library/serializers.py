@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from library.models import Genre, SyncRun, Track
+from library.models import Genre, Track
+from radio.models import SyncRun
+from radio.serializers import IntegerPKField
 
 
 def cue_errors(cue_in: float | None, cue_out: float | None, duration: float | None) -> dict[str, str]:
@@ -27,8 +27,7 @@ def cue_errors(cue_in: float | None, cue_out: float | None, duration: float | No
     return errors
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class StationGenreField(serializers.PrimaryKeyRelatedField):
+class StationGenreField(IntegerPKField):
     """A genre id, accepted only from the station in the URL."""
 
     def get_queryset(self):

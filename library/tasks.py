@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 from celery import shared_task
 
@@ -31,6 +32,19 @@ def analysis_sweep() -> dict:
     return {"queued": tracks_analysis_sweep()}
 
 
+def _retry_later(task, run, *args) -> None:
+    """Queue the task again after the run's back-off, with jitter (the beat may come first)."""
+    countdown = run.retry_after * random.uniform(1.0, 1.5)
+    try:
+        task.apply_async(args, countdown=countdown)
+    except Exception:  # noqa: BLE001 - broker down: the beat entry runs it later anyway
+        logger.warning("station=%s run=%s retry not queued: broker unavailable", run.station_id,
+                       run.pk, exc_info=True)
+        return
+    logger.info("station=%s run=%s %s queued again in %.0f s", run.station_id, run.pk, task.name,
+                countdown)
+
+
 @shared_task(name="library.tasks.drive_sync", ignore_result=True)
 def drive_sync(station_id: int, user_id: int | None = None) -> dict:
     """One Drive sync of a station: full crawl first time, changes feed after, then downloads."""
@@ -41,6 +55,8 @@ def drive_sync(station_id: int, user_id: int | None = None) -> dict:
     if station is None:
         return {"station": station_id, "status": "gone"}
     run = drive_sync_run(station=station, triggered_by_id=user_id)
+    if run is not None and run.retry_after:  # rate limit, Google 5xx, network: try again soon
+        _retry_later(drive_sync, run, station_id, user_id)
     return {"station": station_id, "run": run.pk if run else None,
             "status": run.status if run else "skipped"}
 
@@ -74,6 +90,8 @@ def gmail_import(station_id: int) -> dict:
     if station is None:
         return {"station": station_id, "status": "gone"}
     run = gmail_import_run(station=station)
+    if run is not None and run.retry_after:
+        _retry_later(gmail_import, run, station_id)
     return {"station": station_id, "status": run.status if run else "skipped"}
 
 
@@ -82,8 +100,7 @@ def gmail_import_all() -> dict:
     """Beat: Gmail import for stations that can reach Google."""
     from django.conf import settings
 
-    from library.models import GoogleCredential
-    from radio.models import Station
+    from radio.models import GoogleCredential, Station
 
     if settings.GOOGLE_SERVICE_ACCOUNT_FILE:
         ids = list(Station.objects.values_list("pk", flat=True))
@@ -92,3 +109,13 @@ def gmail_import_all() -> dict:
     for station_id in ids:
         gmail_import.delay(station_id)
     return {"stations": ids}
+
+
+@shared_task(name="library.tasks.cache_clean", ignore_result=True, soft_time_limit=600,
+             time_limit=660)
+def cache_clean() -> dict:
+    """Beat: remove cached audio no track refers to any more (old content of changed files)."""
+    from library.services import library_cache_clean
+
+    result = library_cache_clean()
+    return {"removed": len(result["removed"]), "bytes": result["bytes"]}

@@ -31,8 +31,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from library import storage
-from library.filters import SyncRunFilter, TrackFilter
-from library.models import Genre, SyncRun, Track
+from library.filters import SearchFilter, SyncRunFilter, TrackFilter
+from library.models import Genre, Track
 from library.serializers import (
     DetailSerializer,
     DuplicatesSerializer,
@@ -49,6 +49,7 @@ from library.services import (
     track_update,
     upload_limit_bytes,
 )
+from radio.models import SyncRun
 from radio.views import StationScopedMixin
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class TrackViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
     queryset = Track.objects.none()
     lookup_value_regex = r"\d+"
     http_method_names = ["get", "post", "patch", "head", "options"]
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, filters.OrderingFilter]
     filterset_class = TrackFilter
     search_fields = ["title", "artist", "album"]
     ordering_fields = ["title", "artist", "created_at", "play_count", "last_played_at", "duration"]
@@ -280,7 +281,7 @@ class GenreViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     serializer_class = GenreSerializer
     queryset = Genre.objects.none()
-    filter_backends = [filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [SearchFilter, filters.OrderingFilter]
     search_fields = ["name"]
     ordering_fields = ["name", "created_at", "track_count"]
 

@@ -7,16 +7,27 @@ user's role there, instead of Django's global model permissions.
 
 from __future__ import annotations
 
-from django.contrib import admin
+import logging
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from radio.models import (
     ROLE_RANK,
     AuditEntry,
+    GoogleCredential,
     Membership,
     Notification,
     Role,
     Station,
+    SyncRun,
     WorkerHeartbeat,
 )
 from radio.services import (
@@ -27,6 +38,9 @@ from radio.services import (
     snapshot,
     stations_for,
 )
+from radio.sync import SyncNotQueued, sync_now
+
+logger = logging.getLogger(__name__)
 
 
 def _best_role(user) -> Role | None:
@@ -209,3 +223,87 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- Google access and sync runs ---------------------------------------------------
+
+@admin.register(GoogleCredential)
+class GoogleCredentialAdmin(StationScopedAdmin):
+    view_role = Role.ADMIN
+    edit_role = Role.ADMIN
+    list_display = ["station", "email", "connected_by", "connected_at", "reconnect"]
+    readonly_fields = ["station", "email", "scopes", "connected_by", "connected_at"]
+    exclude = ["refresh_token_encrypted"]  # never shown, even encrypted
+    change_list_template = "admin/radio/googlecredential/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("connect"))
+    def reconnect(self, obj):
+        return format_html('<a href="{}">{}</a>',
+                           reverse("google-connect", args=[obj.station.slug]), _("Reconnect"))
+
+    def changelist_view(self, request, extra_context=None):
+        stations = [s for s in stations_for(request.user) if has_role(request.user, s, Role.ADMIN)]
+        extra_context = {**(extra_context or {}), "connect_stations": stations}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdminMixin, StationScopedAdmin):
+    """Read-only history of Drive, Gmail and calendar runs; "Sync now" asks for one (editors)."""
+
+    list_display = ["started_at", "station", "kind", "status", "finished_at", "counts_display",
+                    "requests", "error_short", "triggered_by"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["station", "triggered_by"]
+    date_hierarchy = "started_at"
+    readonly_fields = ["station", "kind", "status", "started_at", "finished_at", "counts", "progress",
+                       "requests", "error", "triggered_by"]
+    fields = readonly_fields
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        if stations_for(request.user).count() > 1:
+            filters.append(("station", admin.RelatedOnlyFieldListFilter))
+        return filters
+
+    @admin.display(description=_("counts"))
+    def counts_display(self, obj: SyncRun) -> str:
+        return ", ".join(f"{key}: {value}" for key, value in sorted((obj.counts or {}).items()))
+
+    @admin.display(description=_("error"))
+    def error_short(self, obj: SyncRun) -> str:
+        return obj.error if len(obj.error) <= 80 else obj.error[:79] + "…"
+
+    def get_urls(self):
+        return [path("sync-now/", self.admin_site.admin_view(self.sync_now_view),
+                     name="radio_syncrun_sync_now"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        stations = [s for s in stations_for(request.user).order_by("name")
+                    if has_role(request.user, s, Role.EDITOR)]
+        extra_context = {**(extra_context or {}), "sync_stations": stations}
+        return super().changelist_view(request, extra_context)
+
+    def sync_now_view(self, request):
+        return require_POST(self._sync_now)(request)
+
+    def _sync_now(self, request):
+        station = get_object_or_404(Station, slug=request.POST.get("station", ""))
+        if not has_role(request.user, station, Role.EDITOR):
+            raise PermissionDenied
+        try:
+            sync_now(station=station, actor=request.user)
+        except SyncNotQueued:
+            logger.exception("station=%s sync not queued: broker unavailable", station.slug)
+            self.message_user(request, _("The task queue is unavailable; try again shortly."),
+                              messages.ERROR)
+        else:
+            self.message_user(request, _("Sync queued for %(station)s.") % {"station": station.name},
+                              messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:radio_syncrun_changelist"))

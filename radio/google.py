@@ -9,6 +9,7 @@ document, so every URL, uploads included, goes there over plain HTTP.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from google.oauth2 import credentials as oauth_credentials
 from google.oauth2 import service_account
 from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def token_uri() -> str:
 
 def station_credentials(station) -> Any:
     """The credentials a station's syncs use; raises GoogleNotConfigured with a next step."""
-    from library.models import GoogleCredential
+    from radio.models import GoogleCredential
 
     connected = GoogleCredential.objects.filter(station=station).first()
     if connected is not None:
@@ -90,7 +92,7 @@ def station_credentials(station) -> Any:
             if settings.GOOGLE_SERVICE_ACCOUNT_SUBJECT else creds
     raise GoogleNotConfigured(
         f"Station {station.slug} has no Google access: set GOOGLE_SERVICE_ACCOUNT_FILE or "
-        "connect a Google account in the admin (Library → Google connections)."
+        "connect a Google account in the admin (Google connections)."
     )
 
 
@@ -111,8 +113,60 @@ def google_service(api: str, version: str, credentials: Any):
 def google_execute(request, run) -> dict[str, Any]:
     """Run one Google API request for a sync run, counting it in `run.requests`.
 
-    google-api-python-client retries 429, 5xx and socket errors with exponential
-    backoff and random jitter (googleapiclient.http._retry_request).
+    google-api-python-client (2.202, googleapiclient.http._retry_request and
+    _should_retry_response) retries, up to `num_retries` times with exponential
+    backoff and random jitter (sleep random()·2^n s): 5xx, 429, a 403 whose first
+    `error.errors[].reason` is `userRateLimitExceeded` or `rateLimitExceeded` (the
+    way Drive, Gmail and Calendar say "slow down"), socket time-outs, resets and
+    SSL errors. A rate limit that outlasts the retries is raised as its HttpError;
+    `is_rate_limit` tells it from an access problem (radio/sync.py reports it as a
+    rate limit and the run is queued again later). A response cut short
+    (http.client.IncompleteRead) is not retried by the client: it is raised.
     """
     run.requests += 1
     return request.execute(num_retries=settings.GOOGLE_API_RETRIES)
+
+
+# --- What an HttpError means --------------------------------------------------------
+# Google answers {"error": {"code": 403, "message": "...", "errors": [{"domain":
+# "usageLimits", "reason": "userRateLimitExceeded", "message": "..."}]}}; newer APIs
+# also carry "status" ("RESOURCE_EXHAUSTED") and "details" with an ErrorInfo reason.
+
+RATE_LIMIT_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
+QUOTA_REASONS = {"dailyLimitExceeded", "quotaExceeded", "dailyLimitExceededUnreg"}
+
+
+def error_reasons(exc: HttpError) -> set[str]:
+    """Every `reason` (and the `status`) Google put in an error body."""
+    try:
+        error = json.loads(exc.content.decode("utf-8"))["error"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return set()
+    if not isinstance(error, dict):
+        return set()
+    reasons = {item.get("reason") for key in ("errors", "details")
+               for item in (error.get(key) or []) if isinstance(item, dict)}
+    reasons.add(error.get("status"))
+    return {reason for reason in reasons if isinstance(reason, str) and reason}
+
+
+def is_rate_limit(exc: HttpError) -> bool:
+    """429, or a 403 that says "rate limit" (not a permission problem)."""
+    status = exc.resp.status
+    return status == 429 or (status == 403 and bool(error_reasons(exc) & RATE_LIMIT_REASONS))
+
+
+def is_quota_exhausted(exc: HttpError) -> bool:
+    return exc.resp.status in (403, 429) and bool(error_reasons(exc) & QUOTA_REASONS)
+
+
+def error_message(exc: HttpError) -> str:
+    """Google's own words for the error (its first detail's message, else the top one)."""
+    try:
+        details = exc.error_details
+        if isinstance(details, list) and details and isinstance(details[0], dict) \
+                and details[0].get("message"):
+            return str(details[0]["message"])
+        return exc.reason or str(exc)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return str(exc)

@@ -17,9 +17,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from library.models import GoogleCredential
 from radio.google import SCOPES, encrypt_token, token_uri
-from radio.models import Role, Station
+from radio.models import GoogleCredential, Role, Station
 from radio.services import audit_record, has_role
 
 logger = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def connect_start(request: HttpRequest, station_slug: str) -> HttpResponse:
         raise PermissionDenied
     if not (settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY and settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET):
         messages.error(request, _("Set GOOGLE_OAUTH_CLIENT_ID and GOOGLE_OAUTH_CLIENT_SECRET first."))
-        return redirect("admin:library_googlecredential_changelist")
+        return redirect("admin:radio_googlecredential_changelist")
     state = secrets.token_urlsafe(24)
     request.session["google_connect"] = {"state": state, "station": station.slug}
     params = {"client_id": settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY, "redirect_uri": _callback(request),
@@ -61,7 +60,7 @@ def connect_start(request: HttpRequest, station_slug: str) -> HttpResponse:
 @staff_member_required
 def connect_callback(request: HttpRequest) -> HttpResponse:
     pending = request.session.pop("google_connect", None)
-    back = redirect("admin:library_googlecredential_changelist")
+    back = redirect("admin:radio_googlecredential_changelist")
     if not pending or not secrets.compare_digest(pending["state"], request.GET.get("state", "")):
         messages.error(request, _("The Google connection expired or was tampered with; try again."))
         return back

@@ -176,3 +176,85 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- Google access and sync runs --------------------------------------------------
+# Moved here from `library` (migrations radio 0003 / library 0002 keep the rows):
+# Google access is the ground floor that Drive, Gmail and the calendar sync share.
+
+
+class GoogleCredential(models.Model):
+    """An OAuth refresh token an admin connected for a station, stored encrypted."""
+
+    station = models.OneToOneField(Station, on_delete=models.CASCADE,
+                                   related_name="google_credential")
+    email = models.EmailField(_("Google account"), blank=True)
+    scopes = models.JSONField(default=list)
+    refresh_token_encrypted = models.TextField()
+    connected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+    connected_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("Google connection")
+        verbose_name_plural = _("Google connections")
+
+    def __str__(self) -> str:
+        return self.email or str(self.station)
+
+
+class SyncRun(models.Model):
+    """One run of a sync (radio/sync.py): always ends ok or failed, with its counts."""
+
+    class Kind(models.TextChoices):
+        DRIVE_FULL = "drive_full", _("Drive: full crawl")
+        DRIVE_CHANGES = "drive_changes", _("Drive: changes")
+        DRIVE_DOWNLOAD = "drive_download", _("Drive: downloads")
+        GMAIL = "gmail", _("Gmail import")
+        CALENDAR = "calendar", _("Calendar sync")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        OK = "ok", _("Finished")
+        FAILED = "failed", _("Failed")
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices,
+                              default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    progress = models.JSONField(_("progress"), default=dict, blank=True)
+    requests = models.PositiveIntegerField(_("Google requests"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+
+    # Not stored: set by the harness when the failure is worth another try soon
+    # (rate limit, Google 5xx, network), in seconds. Tasks read it to re-queue.
+    retry_after: float | None = None
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("sync run")
+        verbose_name_plural = _("sync runs")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SyncCursor(models.Model):
+    """Where an incremental sync resumes (Drive's changes page token, a calendar's syncToken)."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=16)
+    token = models.CharField(max_length=500)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["station", "source"],
+                                               name="synccursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source}@{self.station_id}: {self.token}"

@@ -12,6 +12,7 @@ on a unix socket in var/, which `python manage.py run_station` starts.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -108,7 +109,8 @@ SESSION_COOKIE_HTTPONLY = True
 
 # --- Applications ---------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with OnAir's site: access follows station roles (radio/admin_site.py).
+    "radio.admin_site.OnAirAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -119,6 +121,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and Redoc served from our static files: /api/docs works without internet.
+    "drf_spectacular_sidecar",
+    "axes",
     "channels",
     "social_django",
     "radio",
@@ -138,6 +143,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
+    # Sign-in throttling: turns django-axes' lockout flag into a 429 (JSON under /api/,
+    # the lock page elsewhere). Used instead of axes.middleware.AxesMiddleware, whose
+    # async path passes its arguments in the wrong order (radio/middleware.py).
+    "radio.middleware.SignInLockoutMiddleware",
     # Last, so its process_exception runs first: /api/ answers JSON 503 when the
     # database or Redis is down instead of Django's HTML 500 (radio/middleware.py).
     "radio.middleware.DependencyOutageMiddleware",
@@ -166,6 +175,8 @@ TEMPLATES = [
 
 # --- Auth -----------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every sign-in of a locked-out account or address (django-axes).
+    "radio.auth.SignInThrottleBackend",
     "radio.auth.GoogleOAuth2",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -178,6 +189,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT failed sign-ins an account,
+# and separately a client address, is locked for the cool-off time; a success resets them.
+# Covers /login/, /admin/login/ and POST /api/v1/auth/token.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("SIGNIN_LOCKOUT_MINUTES", 15.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Tries made while locked are refused but do not extend the lock: it ends when announced.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not journalled by axes
+# The client address is REMOTE_ADDR. Behind a reverse proxy, uvicorn's --proxy-headers
+# (Procfile, docker-compose) puts the client's address there from X-Forwarded-For, and only
+# for a proxy listed in FORWARDED_ALLOW_IPS (default 127.0.0.1): a client cannot forge it.
+AXES_CLIENT_IP_CALLABLE = "radio.auth.client_ip"
+# axes.W002 asks for axes.middleware.AxesMiddleware; radio.middleware.SignInLockoutMiddleware
+# does its job (see MIDDLEWARE).
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+
+# API tokens (POST /api/v1/auth/token) expire this many days after they were issued;
+# posting again issues a new one and revokes the old, a password change revokes it.
+API_TOKEN_TTL_DAYS = env_float("API_TOKEN_TTL_DAYS", 30.0, minimum=0.001)
 
 # Google sign-in (social-auth-app-django). The button shows only when both keys are set.
 # https://python-social-auth.readthedocs.io/en/latest/backends/google.html
@@ -224,6 +259,8 @@ DRIVE_SYNC_INTERVAL = env_float("DRIVE_SYNC_INTERVAL", 300.0, minimum=10.0)
 GMAIL_IMPORT_INTERVAL = env_float("GMAIL_IMPORT_INTERVAL", 600.0, minimum=10.0)
 GMAIL_QUERY = env_str("GMAIL_QUERY", "has:attachment is:unread")
 GMAIL_PROCESSED_LABEL = env_str("GMAIL_PROCESSED_LABEL", "OnAir/Processed")
+# Mail the query finds without an audio attachment: labelled so, left unread, for a person.
+GMAIL_NO_AUDIO_LABEL = env_str("GMAIL_NO_AUDIO_LABEL", "OnAir/No audio")
 GMAIL_UPLOAD_TO_DRIVE = env_bool("GMAIL_UPLOAD_TO_DRIVE", False)
 # Google API calls: retries of 429/5xx/timeouts (with exponential backoff and jitter).
 GOOGLE_API_RETRIES = env_int("GOOGLE_API_RETRIES", 5, minimum=0)
@@ -232,8 +269,18 @@ GOOGLE_API_TIMEOUT = env_float("GOOGLE_API_TIMEOUT", 60.0, minimum=1.0)
 # --- Library files --------------------------------------------------------
 MEDIA_ROOT = Path(env_str("ONAIR_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
 LIBRARY_MAX_UPLOAD_MB = env_int("LIBRARY_MAX_UPLOAD_MB", 500, minimum=1)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Request bodies. Before Django reads a body, radio.middleware.RequestLimitMiddleware (ASGI,
+# settings/asgi.py) refuses one over its cap with 413 — from Content-Length at once, or when
+# a chunked body crosses it — and an anonymous /api/ request that carries one with 401.
+# Paths that take audio uploads (REQUEST_UPLOAD_PATHS) may send LIBRARY_MAX_UPLOAD_MB plus
+# the form's envelope; everything else REQUEST_MAX_BODY_KB.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+REQUEST_MAX_BODY_KB = env_int("REQUEST_MAX_BODY_KB", 2560, minimum=16)
+REQUEST_UPLOAD_PATHS = [r"^/api/v1/stations/[-\w]+/tracks$", r"^/admin/library/track/upload/$"]
+# A form or JSON body (not its files) larger than this is refused by Django too (400).
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_KB * 1024
+# Uploaded files above this are spooled to a temporary file, never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # ffmpeg for analysis: Debian's when installed, else the imageio-ffmpeg wheel's binary.
 FFMPEG_BINARY = env_str("FFMPEG_BINARY", "")
 
@@ -322,7 +369,7 @@ WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated request then gets 401 + WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "radio.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -341,10 +388,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a "kind": name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "TrackKindEnum": "library.models.Track.Kind",
-        "SyncRunKindEnum": "library.models.SyncRun.Kind",
+        "SyncRunKindEnum": "radio.models.SyncRun.Kind",
     },
 }
 
@@ -369,7 +420,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # A refused request (403, 400, …) is one line, not a traceback (radio/middleware.py).
+    "filters": {"client_errors_one_line": {"()": "radio.middleware.ClientErrorOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"},
+                "django.request": {"filters": ["client_errors_one_line"]}},
 }

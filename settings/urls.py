@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from library import google_connect
-from radio import pages
+from radio import google_connect, pages
 from radio.views import healthz
 
 admin.site.site_header = "OnAir"
@@ -26,4 +25,8 @@ urlpatterns = [
     path("api/v1/", include("playback.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]
+
+# Unmatched /api/ URLs answer JSON {"detail": …}; pages keep Django's 404 page.
+handler404 = "radio.middleware.not_found"

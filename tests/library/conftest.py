@@ -28,8 +28,8 @@ def fake_google(settings):
 @pytest.fixture
 def connected_station(station, fake_google):
     """The station with an admin-connected Google account (encrypted refresh token)."""
-    from library.models import GoogleCredential
     from radio.google import SCOPES, encrypt_token
+    from radio.models import GoogleCredential
 
     GoogleCredential.objects.create(
         station=station, email="studio@kol.fm", scopes=SCOPES,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from library.models import DriveFolder, Genre, SyncRun, Track
-from radio.models import AuditEntry, Role
+from library.models import DriveFolder, Genre, Track
+from radio.models import AuditEntry, Role, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -174,17 +174,17 @@ def test_sync_now_button_queues_a_sync_for_editors(editor, station, make_user,
     SyncRun.objects.create(station=station, kind=SyncRun.Kind.DRIVE_FULL, status=SyncRun.Status.FAILED,
                            error="Drive said 403")
     client = signed_in(editor)
-    listing = client.get("/admin/library/syncrun/").content.decode()
+    listing = client.get("/admin/radio/syncrun/").content.decode()
     assert "Sync now" in listing and "Drive said 403" in listing
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post("/admin/library/syncrun/sync-now/", {"station": station.slug}, follow=True)
+        response = client.post("/admin/radio/syncrun/sync-now/", {"station": station.slug}, follow=True)
     assert "Sync queued" in response.content.decode()
     assert len(callbacks) == 1
 
     viewer = signed_in(make_user(Role.VIEWER, station, is_staff=True))
-    assert "Sync now" not in viewer.get("/admin/library/syncrun/").content.decode()
+    assert "Sync now" not in viewer.get("/admin/radio/syncrun/").content.decode()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert viewer.post("/admin/library/syncrun/sync-now/", {"station": station.slug}).status_code == 403
+        assert viewer.post("/admin/radio/syncrun/sync-now/", {"station": station.slug}).status_code == 403
     assert callbacks == []
 
 
@@ -217,14 +217,14 @@ def test_library_admin_pages_render_for_a_superuser(station, other_station, make
     for url in (CHANGELIST, f"{CHANGELIST}{track.pk}/change/", "/admin/library/genre/",
                 f"/admin/library/genre/{genre.pk}/change/", "/admin/library/genre/add/",
                 "/admin/library/drivefolder/", f"/admin/library/drivefolder/{folder.pk}/change/",
-                "/admin/library/drivefolder/add/", "/admin/library/syncrun/",
-                f"/admin/library/syncrun/{run.pk}/change/", f"{CHANGELIST}?missing=yes&duplicates=likely"):
+                "/admin/library/drivefolder/add/", "/admin/radio/syncrun/",
+                f"/admin/radio/syncrun/{run.pk}/change/", f"{CHANGELIST}?missing=yes&duplicates=likely"):
         assert client.get(url).status_code == 200, url
     listing = client.get(CHANGELIST).content.decode()
     assert "1:02:05" in listing  # hours when a show is that long
-    syncs = client.get("/admin/library/syncrun/").content.decode()
+    syncs = client.get("/admin/radio/syncrun/").content.decode()
     assert 'id="sync-now-station"' in syncs and "new: 2" in syncs  # two stations: choose one
-    assert client.get("/admin/library/syncrun/sync-now/").status_code == 405
+    assert client.get("/admin/radio/syncrun/sync-now/").status_code == 405
 
 
 # --- upload from the admin ---------------------------------------------------------------

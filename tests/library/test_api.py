@@ -13,8 +13,8 @@ from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
 from library import storage
-from library.models import Genre, SyncRun, Track
-from radio.models import AuditEntry, Role
+from library.models import Genre, Track
+from radio.models import AuditEntry, Role, SyncRun
 from tests.library.audio import make_tone
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from django.conf import settings
 
 from library import storage
 from library.drive import drive_sync_run
-from library.models import DriveFolder, SyncCursor, SyncRun, Track
+from library.models import DriveFolder, Track
 from library.services import track_update
-from radio.models import Role
+from radio.models import Role, SyncCursor, SyncRun
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from django.test import Client
 
 from library import storage
 from library.gmail import gmail_import_run, gmail_review_approve, gmail_review_reject
-from library.models import GmailImport, SyncRun, Track
-from radio.models import Role
+from library.models import GmailImport, Track
+from radio.models import Role, SyncRun
 
 pytestmark = pytest.mark.django_db
 

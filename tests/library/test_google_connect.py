@@ -8,9 +8,8 @@ from urllib.parse import urlparse
 import pytest
 from django.test import Client
 
-from library.models import GoogleCredential
 from radio.google import decrypt_token, station_credentials
-from radio.models import Role
+from radio.models import GoogleCredential, Role
 
 pytestmark = pytest.mark.django_db
 
