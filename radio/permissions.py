@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from rest_framework import permissions
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from radio.models import Role, Station
 from radio.services import has_role, role_of
 
 
+def valid_station_slug(value: str) -> str:
+    """The slug from the URL, checked by the model field's own validators before any query.
+
+    A value no station could have (a NUL byte, which PostgreSQL refuses to compare) is
+    the client's mistake: 400 naming `station_slug`, not a database error.
+    """
+    try:
+        Station._meta.get_field("slug").run_validators(value)
+    except DjangoValidationError as exc:
+        raise ValidationError({"station_slug": exc.messages}) from exc
+    return value
+
+
 def station_from_view(view) -> Station:
     station = getattr(view, "_station", None)
     if station is None:
-        station = get_object_or_404(Station, slug=view.kwargs["station_slug"])
+        slug = valid_station_slug(view.kwargs["station_slug"])
+        station = get_object_or_404(Station, slug=slug)
         view._station = station
     return station
 
