@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from library.models import Track
-from playback.models import PlayerCommand, PlayLog, QueueItem, Reason
+from playback.models import PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
+from radio.serializers import IntegerPKField
 
 
 def _finite(value: float) -> float:
@@ -23,7 +24,7 @@ def _finite(value: float) -> float:
 
 # --- input --------------------------------------------------------------------
 
-class TrackChoiceField(serializers.PrimaryKeyRelatedField):
+class TrackChoiceField(IntegerPKField):
     """Any track id: whether it may go on air here is the queue service's call (with its reason)."""
 
     def __init__(self, **kwargs):
@@ -46,7 +47,14 @@ class SeekSerializer(serializers.Serializer):
     seconds = serializers.FloatField(min_value=0.0, help_text=_("Seconds into the item on air."))
 
     def validate_seconds(self, value: float) -> float:
-        return _finite(value)
+        value = _finite(value)
+        # The worker reports the length on air (after cues) in PlayerState.duration.
+        station = self.context.get("station")
+        state = PlayerState.objects.filter(station=station, is_playing=True).first() if station else None
+        if state is not None and state.duration is not None and value >= state.duration:
+            message = _("The item on air is %(length).1f s long: seek to less than that.")
+            raise serializers.ValidationError(message % {"length": state.duration})
+        return value
 
 
 class VolumeSerializer(serializers.Serializer):

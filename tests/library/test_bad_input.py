@@ -34,7 +34,7 @@ def patch_json(client, url: str, raw: str):
 @pytest.mark.parametrize("raw", ["1e400", "-1e400", "1.5", "1e30", "true", "0", "-3", "9223372036854775808",
                                  '"1x"', '"\\u0000"', "[1]", "{}"])
 def test_a_genre_that_is_not_a_whole_number_id_is_a_400_naming_genre(editor_client, station, track, raw):
-    response = patch_json(editor_client, tracks_url(station, track.pk), '{"genre": %s}' % raw)
+    response = patch_json(editor_client, tracks_url(station, track.pk), f'{{"genre": {raw}}}')
     assert response.status_code == 400, (raw, response.content)
     assert "genre" in response.json()
     track.refresh_from_db()
@@ -43,10 +43,11 @@ def test_a_genre_that_is_not_a_whole_number_id_is_a_400_naming_genre(editor_clie
 
 def test_a_genre_id_of_1_point_5_is_not_taken_as_genre_1(editor_client, station, track):
     genre = Genre.objects.create(station=station, name="Pop")
-    assert patch_json(editor_client, tracks_url(station, track.pk), '{"genre": %s.5}' % genre.pk).status_code == 400
+    response = patch_json(editor_client, tracks_url(station, track.pk), f'{{"genre": {genre.pk}.5}}')
+    assert response.status_code == 400
     # Whole numbers still work, as a JSON number, a float with no fraction or a form string.
     for raw in (f"{genre.pk}", f"{genre.pk}.0", f'"{genre.pk}"'):
-        response = patch_json(editor_client, tracks_url(station, track.pk), '{"genre": %s}' % raw)
+        response = patch_json(editor_client, tracks_url(station, track.pk), f'{{"genre": {raw}}}')
         assert response.status_code == 200 and response.json()["genre"] == genre.pk, raw
 
 

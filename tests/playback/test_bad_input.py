@@ -1,0 +1,94 @@
+"""Bad input to the playback API answers 400 naming the field, never a 500 (on PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.utils import timezone
+
+from playback.models import PlayerCommand, PlayerState, PlayLog, QueueItem, Reason
+from radio.models import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def url(station, *rest) -> str:
+    return "/".join([f"/api/v1/stations/{station.slug}", *map(str, rest)])
+
+
+@pytest.fixture
+def editor_client(api_client, station, make_user):
+    api_client.force_authenticate(make_user(Role.EDITOR, station, username="editor"))
+    api_client.raise_request_exception = False  # a 500 must show as a 500, not as the test's exception
+    return api_client
+
+
+def post_json(client, path: str, raw: str):
+    """POST a raw JSON text: `1e400` is valid JSON that Python reads as infinity."""
+    return client.generic("POST", path, raw, content_type="application/json")
+
+
+@pytest.mark.parametrize("endpoint", ["queue", "player/play-now"])
+@pytest.mark.parametrize("raw", ["1e400", "-1e400", "1e30", "9223372036854775808", "true", "0", '"1e400"'])
+def test_a_track_that_is_not_a_whole_number_id_is_a_400_naming_track(editor_client, station, endpoint, raw):
+    response = post_json(editor_client, url(station, endpoint), f'{{"track": {raw}}}')
+    assert response.status_code == 400, (raw, response.content)
+    assert "track" in response.json()
+    assert not QueueItem.objects.exists() and not PlayerCommand.objects.exists()
+
+
+@pytest.mark.parametrize("endpoint", ["queue", "player/play-now"])
+def test_track_1_point_5_is_not_taken_as_track_1(editor_client, station, playable_track, endpoint):
+    response = post_json(editor_client, url(station, endpoint), f'{{"track": {playable_track.pk}.5}}')
+    assert response.status_code == 400 and "track" in response.json()
+    assert not QueueItem.objects.exists()
+    # The whole number (also written 7.0, or as a form's "7") is still that track.
+    response = post_json(editor_client, url(station, endpoint), f'{{"track": {playable_track.pk}.0}}')
+    assert response.status_code in (201, 202), response.content
+    assert QueueItem.objects.get().track == playable_track
+
+
+@pytest.mark.parametrize("query", ["to=0001-01-01T00:00:00Z", "from=0001-01-01T00:00:00Z",
+                                   "to=0001-01-01T00:00:00%2B03:00", "from=9999-12-31T23:59:59Z",
+                                   "to=9999-12-31T23:59:59-05:00"])
+@pytest.mark.parametrize("endpoint", ["history.csv", "history"])
+def test_a_date_beyond_the_calendar_in_any_zone_is_a_400_naming_it(editor_client, station, endpoint, query):
+    response = editor_client.get(url(station, endpoint) + "?" + query)
+    assert response.status_code == 400, (query, response.content)
+    assert query.split("=")[0] in response.json()
+
+
+def test_ordinary_old_and_far_dates_still_export(editor_client, station, playable_track):
+    PlayLog.objects.create(station=station, track=playable_track, title="Old", kind="song",
+                           reason=Reason.AUTODJ, started_at=datetime(1990, 5, 1, tzinfo=UTC),
+                           played_seconds=1.0, outcome=PlayLog.Outcome.COMPLETED)
+    query = "?from=0001-01-03T00:00:00Z&to=9999-12-01T00:00:00Z"
+    response = editor_client.get(url(station, "history.csv") + query)
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="kol-as-run-0001-01-03-9999-12-01.csv"'
+
+
+@pytest.mark.parametrize("query", ["track=1e30", "track=1.5", "track=99999999999999999999"])
+def test_a_track_filter_beyond_an_id_is_a_400(editor_client, station, query):
+    response = editor_client.get(url(station, "history") + "?" + query)
+    assert response.status_code == 400 and "track" in response.json()
+
+
+def test_seek_beyond_the_item_on_air_is_a_400_naming_seconds(editor_client, station, playable_track):
+    PlayerState.objects.create(station=station, is_playing=True, current_track=playable_track,
+                               started_at=timezone.now(), duration=180.0)
+    for seconds in (180, 180.5, 10_000):
+        response = editor_client.post(url(station, "player/seek"), {"seconds": seconds}, format="json")
+        assert response.status_code == 400, seconds
+        assert "180.0 s" in response.json()["seconds"][0]
+    assert not PlayerCommand.objects.exists()
+    response = editor_client.post(url(station, "player/seek"), {"seconds": 179.5}, format="json")
+    assert response.status_code == 202
+    assert PlayerCommand.objects.get().args == {"seconds": 179.5}
+
+
+@pytest.mark.parametrize("raw", ["1e400", "-1", '"NaN"', '"x"', "null"])
+def test_seek_to_a_non_number_is_a_400_naming_seconds(editor_client, station, raw):
+    response = post_json(editor_client, url(station, "player/seek"), f'{{"seconds": {raw}}}')
+    assert response.status_code == 400 and "seconds" in response.json(), raw
