@@ -9,6 +9,9 @@ class RadioConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_ensure_default_station, sender=self)
+        from radio import signals
+
+        signals.connect()
 
 
 def _ensure_default_station(sender, **kwargs) -> None:

@@ -96,11 +96,7 @@ def membership_set(*, actor: User, station: Station, user: AbstractBaseUser, rol
         else:
             membership.role = role
             membership.save(update_fields=["role"])
-        if ROLE_RANK[Role(role)] >= ROLE_RANK[Role.EDITOR] and not user.is_staff:
-            # Editors and admins curate in the Django admin, which needs staff status;
-            # what they see there is still limited to their stations (radio/admin.py).
-            user.is_staff = True
-            user.save(update_fields=["is_staff"])
+        user_staff_sync(user=user)
         audit_record(actor=actor, station=station, action="membership.set", obj=membership,
                      before=before, after=snapshot(membership))
     return membership
@@ -111,6 +107,51 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
         audit_record(actor=actor, station=membership.station, action="membership.remove",
                      obj=membership, before=snapshot(membership), after=None)
         membership.delete()
+        user_staff_sync(user=membership.user)
+
+
+# --- Admin access ---------------------------------------------------------
+
+# Editors and admins curate in the Django admin; viewers use the control pages and the API.
+ADMIN_ROLES = [r for r in Role if ROLE_RANK[r] >= ROLE_RANK[Role.EDITOR]]
+
+
+def curates_somewhere(user: AbstractBaseUser) -> bool:
+    return Membership.objects.filter(user=user, role__in=ADMIN_ROLES).exists()
+
+
+def user_staff_sync(*, user: AbstractBaseUser) -> bool:
+    """Make the staff flag follow the user's roles. Returns True if it changed.
+
+    Staff while editor or admin of at least one station, not otherwise; what
+    staff see in the admin stays limited to their stations (radio/admin.py).
+    Superusers are left alone. Membership saves and deletes call this too
+    (radio.signals), so any way of changing a role keeps the flag true.
+    """
+    if user.is_superuser:
+        return False
+    staff = curates_somewhere(user)
+    changed = type(user).objects.filter(pk=user.pk).exclude(is_staff=staff).update(is_staff=staff) == 1
+    user.is_staff = staff
+    if changed:
+        logger.info("user=%s staff flag %s: %s", user.pk, "granted" if staff else "revoked",
+                    "editor or admin of a station" if staff else "no longer editor or admin of any station")
+    return changed
+
+
+def admin_access_allowed(user: User) -> bool:
+    """May this user use the Django admin? Checked on every admin request and at its sign-in."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if not user.is_staff:
+        return False
+    if curates_somewhere(user):
+        return True
+    logger.warning("user=%s has a stale staff flag (no editor or admin role): admin refused", user.pk)
+    user_staff_sync(user=user)
+    return False
 
 
 # --- Audit journal --------------------------------------------------------

@@ -5,15 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils.crypto import constant_time_compare
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from radio.auth import signin_succeeded, token_issue
 from radio.health import health_report
+from radio.middleware import signin_locked_response
 from radio.models import AuditEntry, Membership, Notification, Role, Station
 from radio.permissions import StationRole, station_from_view
 from radio.serializers import (
@@ -44,12 +46,31 @@ class MeView(APIView):
 
 
 class TokenView(ObtainAuthToken):
-    """POST username + password → your API token. DELETE (authenticated) revokes it."""
+    """POST username + password → a new API token (the previous one stops working).
+
+    Tokens expire after API_TOKEN_TTL_DAYS and are revoked by a password change.
+    Sign-in is throttled: a locked account or address answers 429 with Retry-After.
+    DELETE (authenticated) revokes your token.
+    """
 
     def get_permissions(self):
         if self.request.method == "DELETE":
             return [permissions.IsAuthenticated()]
         return [permissions.AllowAny()]
+
+    @extend_schema(responses={200: inline_serializer("IssuedToken", {"token": serializers.CharField()}),
+                              400: OpenApiResponse(description="Wrong username or password"),
+                              429: OpenApiResponse(description="Too many failed sign-ins: locked")})
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        valid = serializer.is_valid()
+        if getattr(request, "axes_locked_out", False):
+            return signin_locked_response(request, username=str(request.data.get("username") or ""))
+        if not valid:
+            raise ValidationError(serializer.errors)
+        user = serializer.validated_data["user"]
+        signin_succeeded(request, user)
+        return Response({"token": token_issue(user=user).key})
 
     def delete(self, request):
         Token.objects.filter(user=request.user).delete()

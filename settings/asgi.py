@@ -1,8 +1,9 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-WebSockets get the Django session (AuthMiddlewareStack) and an Origin check
-against ALLOWED_HOSTS (+ WEBSOCKET_ALLOWED_ORIGINS), so another site cannot
-open a socket with a signed-in operator's cookie.
+WebSockets get the Django session (AuthMiddlewareStack) and an exact Origin
+check (scheme, host and port: the site's own origin, CSRF_TRUSTED_ORIGINS or
+WEBSOCKET_ALLOWED_ORIGINS; radio/origin.py), so another site cannot open a
+socket with a signed-in operator's cookie.
 """
 
 import os
@@ -14,17 +15,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from playback.routing import websocket_urlpatterns  # noqa: E402
+from radio.middleware import RequestLimitMiddleware  # noqa: E402
+from radio.origin import ExactOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": OriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
-            [*settings.ALLOWED_HOSTS, *settings.WEBSOCKET_ALLOWED_ORIGINS],
-        ),
+        # Refuses oversized and anonymous API bodies before Django reads them (radio/middleware.py).
+        "http": RequestLimitMiddleware(django_asgi_app),
+        "websocket": ExactOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
