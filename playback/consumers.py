@@ -4,6 +4,12 @@ Thin by design: refuse anonymous sockets and non-members, join the station's
 group, send a full snapshot, then forward group messages. Membership is checked
 again (at most every MEMBERSHIP_RECHECK seconds) before forwarding, so a revoked
 user stops receiving the station's feed.
+
+Refusals accept the handshake and close at once with 4401 (not signed in) or 4403
+(not a member): a browser cannot see the HTTP status of a refused handshake (it
+reports 1006, as for a network failure, and a client would retry for ever), while
+a close code tells it to stop and ask the user to sign in. Nothing is sent before
+the close. A foreign Origin is refused at the handshake itself (radio/origin.py).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils.translation import gettext as _
 
 from radio.notify import MessageType, station_group
 
@@ -47,12 +54,12 @@ class StationConsumer(AsyncJsonWebsocketConsumer):
         self.slug = self.scope["url_route"]["kwargs"]["station_slug"]
         if user is None or not user.is_authenticated:
             logger.info("station=%s websocket refused: anonymous", self.slug)
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED, _("Sign in to follow this station."))
             return
         station = await _member_station(user, self.slug)
         if station is None:
             logger.info("station=%s websocket refused: user=%s not a member", self.slug, user.pk)
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN, _("You are not a member of this station."))
             return
         self.user = user
         self.checked_at = time.monotonic()
@@ -61,6 +68,15 @@ class StationConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.send_json({"type": MessageType.PLAYBACK_STATUS.value,
                               "data": await _snapshot(station)})
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        # Accepted first: a close before accepting is an HTTP 403, which a browser hides.
+        await self.accept()
+        await self._close(code, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        # A close frame's reason holds at most 123 bytes.
+        await self.close(code=code, reason=reason.encode()[:123].decode(errors="ignore"))
 
     async def disconnect(self, code: int) -> None:
         group = getattr(self, "group", None)
@@ -76,7 +92,7 @@ class StationConsumer(AsyncJsonWebsocketConsumer):
             if await _member_station(self.user, self.slug) is None:
                 logger.info("station=%s websocket closed: user=%s lost access", self.slug,
                             self.user.pk)
-                await self.close(code=CLOSE_FORBIDDEN)
+                await self._close(CLOSE_FORBIDDEN, _("Your access to this station was revoked."))
                 return
             self.checked_at = time.monotonic()
         await self.send_json({"type": event["type"], "data": event.get("data", {})})

@@ -1,4 +1,5 @@
-// Live station page: one WebSocket to /ws/stations/<slug>/, reconnecting with backoff.
+// Live station page: one WebSocket to /ws/stations/<slug>/, reconnecting with backoff,
+// except after a refusal (close 4401: not signed in, 4403: not a member or access revoked).
 // The page is rendered with the current state; `playback_status` and `queue_update`
 // messages keep the now-playing card and the queue current, and editors drive the
 // player through the REST API (/api/v1/stations/<slug>/…). Text comes from the page.
@@ -346,14 +347,15 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + location.host + "/ws/stations/" + slug + "/");
-    socket.onopen = function () {
-      delay = 1000;
-      socketOpen = true;
-      live.textContent = live.dataset.on;
-      live.className = "live on";
-    };
+    // Live only once the snapshot arrives: a refused socket is opened, then closed at once.
     socket.onmessage = function (event) {
       var incoming = JSON.parse(event.data);
+      if (!socketOpen) {
+        delay = 1000;
+        socketOpen = true;
+        live.textContent = live.dataset.on;
+        live.className = "live on";
+      }
       if (incoming.type === "playback_status") {
         renderStatus(incoming.data);
       } else if (incoming.type === "queue_update") {
@@ -368,10 +370,20 @@
       socketOpen = false;
       live.textContent = live.dataset.off;
       live.className = "live";
-      if (event.code === 4401 || event.code === 4403) { return; }
+      if (event.code === 4401 || event.code === 4403) { refused(); return; }
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
     };
   }
+  // Retrying cannot help: reload once, so the server shows its sign-in page (4401) or
+  // says the station is not this user's (4403). Not again within a minute (no reload loop).
+  function refused() {
+    var key = "onair-socket-refused", last = 0;
+    try { last = Number(sessionStorage.getItem(key)) || 0; } catch (e) { return; }
+    if (Date.now() - last < 60000) { return; }
+    try { sessionStorage.setItem(key, String(Date.now())); } catch (e) { return; }
+    location.reload();
+  }
+
   connect();
 })();

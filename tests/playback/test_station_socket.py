@@ -1,4 +1,7 @@
-"""The station feed over the real ASGI app and the Redis channel layer."""
+"""The station feed over the real ASGI app and the Redis channel layer.
+
+Who may connect (close codes 4401/4403, the Origin check): test_socket_auth.py.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from settings.asgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 @database_sync_to_async
@@ -27,16 +31,9 @@ def _session_cookie(user) -> bytes:
 
 async def _connect(slug: str, *headers: tuple[bytes, bytes]) -> tuple[WebsocketCommunicator, bool, int | None]:
     communicator = WebsocketCommunicator(application, f"/ws/stations/{slug}/",
-                                         headers=[ORIGIN, *headers])
+                                         headers=[HOST, ORIGIN, *headers])
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
-
-
-async def test_anonymous_socket_is_refused(station):
-    communicator, connected, code = await _connect(station.slug)
-    assert not connected
-    assert code == 4401
-    await communicator.disconnect()
 
 
 async def test_member_gets_a_snapshot_then_group_messages(station, make_user):
@@ -68,26 +65,6 @@ async def test_notice_posted_by_a_service_reaches_the_socket(station, make_user)
     await communicator.disconnect()
 
 
-async def test_member_of_another_station_is_refused(station, other_station, make_user):
-    outsider = await database_sync_to_async(make_user)(Role.ADMIN, other_station)
-    communicator, connected, code = await _connect(station.slug,
-                                                   (b"cookie", await _session_cookie(outsider)))
-    assert not connected
-    assert code == 4403
-    await communicator.disconnect()
-
-
-async def test_foreign_origin_is_refused_even_with_a_session(station, make_user):
-    viewer = await database_sync_to_async(make_user)(Role.VIEWER, station)
-    communicator = WebsocketCommunicator(
-        application, f"/ws/stations/{station.slug}/",
-        headers=[(b"origin", b"https://evil.example"), (b"cookie", await _session_cookie(viewer))],
-    )
-    connected, _ = await communicator.connect(timeout=5)
-    assert not connected
-    await communicator.disconnect()
-
-
 async def test_program_connects_with_an_api_token(station, make_user):
     bot = await database_sync_to_async(make_user)(Role.VIEWER, station)
     token = await database_sync_to_async(Token.objects.create)(user=bot)
@@ -95,7 +72,4 @@ async def test_program_connects_with_an_api_token(station, make_user):
         station.slug, (b"authorization", f"Token {token.key}".encode()))
     assert connected
     assert (await communicator.receive_json_from(timeout=5))["type"] == "playback_status"
-    await communicator.disconnect()
-    communicator, connected, code = await _connect(station.slug, (b"authorization", b"Token bogus"))
-    assert not connected and code == 4401
     await communicator.disconnect()
