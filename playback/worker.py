@@ -545,6 +545,10 @@ class PlaybackWorker:
             if action == PlayerCommand.Action.SEEK:
                 if self.on_air is None:
                     return False, "nothing on air"
+                length = self.on_air.entry.length
+                if length is not None and float(args.get("seconds", 0)) >= length:
+                    # The API checks too, but the item may have changed since: never report it done.
+                    return False, f"beyond the end of the item ({length:.1f} s)"
                 self.engine.seek(self.on_air.entry.cue_in + float(args.get("seconds", 0)))
                 self.on_air.started_mono = self.clock() - float(args.get("seconds", 0))
                 self.on_air.paused_for = 0.0

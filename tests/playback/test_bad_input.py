@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -92,3 +92,29 @@ def test_seek_beyond_the_item_on_air_is_a_400_naming_seconds(editor_client, stat
 def test_seek_to_a_non_number_is_a_400_naming_seconds(editor_client, station, raw):
     response = post_json(editor_client, url(station, "player/seek"), f'{{"seconds": {raw}}}')
     assert response.status_code == 400 and "seconds" in response.json(), raw
+
+
+def test_the_worker_refuses_a_seek_beyond_the_item_and_reports_it_failed(station, make_playable):
+    """A seek the API accepted for a longer item (it changed since) is never reported done."""
+    import queue as queue_module
+
+    from playback.engine import Engine, OutputConfig
+    from playback.services import command_issue, queue_append
+    from playback.worker import PlaybackWorker
+
+    events: queue_module.Queue = queue_module.Queue()
+    engine = Engine(OutputConfig("dummy"), events)
+    worker = PlaybackWorker(station, engine, events, owner="test:1:x")
+    try:
+        worker.recover()
+        queue_append(station=station, track=make_playable("Short", duration=1.0))
+        deadline = timezone.now() + timedelta(seconds=10)
+        while worker.on_air is None and timezone.now() < deadline:
+            worker.step(timeout=0.02)
+        assert worker.on_air is not None
+        beyond = command_issue(station=station, action=PlayerCommand.Action.SEEK, args={"seconds": 30.0})
+        inside = command_issue(station=station, action=PlayerCommand.Action.SEEK, args={"seconds": 0.2})
+        assert worker.apply(beyond) == (False, "beyond the end of the item (1.0 s)")
+        assert worker.apply(inside) == (True, "seeked")
+    finally:
+        engine.release()
