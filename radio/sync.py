@@ -24,6 +24,7 @@ import http.client
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,22 @@ def sync_now(*, station: Station, actor: Any = None) -> list[str]:
         except BrokerError as exc:
             raise SyncNotQueued(f"{source} sync of {station.slug} not queued: {exc}") from exc
     return list(_SYNC_NOW)
+
+
+# Owners of the runs going on in this process. lease_acquire takes a lease held under
+# this process's own PID for a leftover of an earlier life of that PID; a run on
+# another thread of this process (threaded Celery pool, a test) is alive, though.
+_live_owners: set[str] = set()
+_live_lock = threading.Lock()
+
+
+def _holder_alive(holder: WorkerHeartbeat | None, stale_before) -> bool:
+    if holder is None or not holder.owner:
+        return False
+    if holder.owner in _live_owners:
+        return True
+    return (holder.beat_at is not None and holder.beat_at >= stale_before
+            and not _owner_is_dead_here(holder.owner))
 
 
 class SyncLeaseLost(Exception):
@@ -204,10 +221,7 @@ def sync_runs_close_stale(*, station: Station | None = None, source: str | None 
     for run in runs.select_related("station"):
         key = lease_key(SOURCE_OF_KIND.get(run.kind, run.kind), run.station)
         holder = WorkerHeartbeat.objects.filter(key=key).first()
-        alive = (holder is not None and holder.owner and holder.beat_at is not None
-                 and holder.beat_at >= stale_before and not _owner_is_dead_here(holder.owner)
-                 and (holder.status or {}).get("run") in (None, run.pk))
-        if alive:
+        if _holder_alive(holder, stale_before) and (holder.status or {}).get("run") in (None, run.pk):
             continue
         if SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
                 status=SyncRun.Status.FAILED, error=INTERRUPTED, finished_at=now):
@@ -224,9 +238,13 @@ def sync_run(*, station: Station, source: str, kind: str, body: Callable[[Progre
     The body may change `progress.run.kind` (a changes run that turns into a full crawl).
     """
     key, owner = lease_key(source, station), worker_identity()
-    if lease_acquire(key=key, owner=owner, stale_after=lease_stale_after(), station=station) is None:
-        logger.info("station=%s %s sync skipped: another run holds %s", station.slug, source, key)
-        return None
+    with _live_lock:
+        holder = WorkerHeartbeat.objects.filter(key=key).first()
+        if (holder is not None and holder.owner in _live_owners) or lease_acquire(
+                key=key, owner=owner, stale_after=lease_stale_after(), station=station) is None:
+            logger.info("station=%s %s sync skipped: another run holds %s", station.slug, source, key)
+            return None
+        _live_owners.add(owner)
     run = None
     try:
         # We hold the lease: any run of this source still "running" died with its process.
@@ -240,6 +258,7 @@ def sync_run(*, station: Station, source: str, kind: str, body: Callable[[Progre
         progress = Progress(run, lease=(key, owner))
         _run_body(run, progress, source, body)
     finally:
+        _live_owners.discard(owner)
         try:
             lease_release(key=key, owner=owner)
         except Exception:  # noqa: BLE001 - the lease goes stale on its own; never mask the run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.core.cache import cache
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -43,3 +44,17 @@ def playback_watchdog() -> dict:
             alerted.append(slug)
         cache.set(key, not state["ok"], None)
     return {"alerted": alerted}
+
+
+@worker_ready.connect
+def close_stale_sync_runs(**kwargs) -> None:
+    """At worker start: a sync run left "running" by a process that died is closed as failed."""
+    from radio.sync import sync_runs_close_stale
+
+    try:
+        closed = sync_runs_close_stale()
+    except Exception:  # noqa: BLE001 - never keep a worker from starting; the next run mends it
+        logger.exception("stale sync runs not closed at worker start")
+        return
+    if closed:
+        logger.warning("%s stale sync run(s) closed as failed at worker start", closed)

@@ -8,6 +8,7 @@ working with messages.attachments.get.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import threading
@@ -52,6 +53,7 @@ class FakeGmail:
         self.attachment_ids: dict[str, tuple[str, int]] = {}  # id -> (message id, index)
         self._next_label = 1
         self._history = 1000
+        self.cuts = 0  # attachment downloads still to cut short
         self._add_routes(fake)
 
     # --- test-side arrangement ---------------------------------------------
@@ -86,6 +88,16 @@ class FakeGmail:
                                      "messageListVisibility": "show",
                                      "labelListVisibility": "labelShow"}
         return label_id
+
+    def cut_attachment_downloads(self, times: int = 1) -> None:
+        """The next `times` attachments.get answers drop the connection half-way.
+
+        As a real dropped connection does: the headers promise the whole body
+        (Content-Length), half of it is sent, then the socket closes. The client
+        then raises http.client.IncompleteRead.
+        """
+        with self.lock:
+            self.cuts += times
 
     def labels_of(self, message_id: str) -> set[str]:
         """Label names of a message (system labels are named by their ids: INBOX, UNREAD)."""
@@ -226,7 +238,10 @@ class FakeGmail:
             if owner != message_id:
                 raise GmailError(400, "Invalid attachment token", "invalidArgument")
             data = self.messages[message_id]["attachments"][index][1]
-        return Response(200, {"size": len(data), "data": b64url(data)})
+            cut, self.cuts = self.cuts > 0, max(0, self.cuts - 1)
+        body = json.dumps({"size": len(data), "data": b64url(data)}).encode()
+        return Response(200, body, {"Content-Type": "application/json; charset=UTF-8"},
+                        truncate_at=len(body) // 2 if cut else None)
 
     def _http_modify(self, req: Request, user: str, message_id: str) -> Response:
         change = req.json()

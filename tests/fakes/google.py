@@ -158,6 +158,27 @@ class Fault:
     status: int
     remaining: int
     delay: float = 0.0
+    response: Response | None = None  # answered instead of the generic error body
+
+
+# Real Drive/Gmail/Calendar rate limits (developers.google.com/drive/api/guides/limits,
+# .../handle-errors): HTTP 403 with domain "usageLimits" and reason
+# userRateLimitExceeded (per-user quota) or rateLimitExceeded (project), or 429.
+RATE_LIMIT_MESSAGES = {
+    "userRateLimitExceeded": "User Rate Limit Exceeded. Rate of requests for user exceed configured "
+                             "project quota. You may consider re-evaluating expected per-user "
+                             "traffic to the API and adjust project quota limits accordingly.",
+    "rateLimitExceeded": "Rate Limit Exceeded",
+}
+
+
+def rate_limit_error(reason: str = "userRateLimitExceeded") -> Response:
+    """The 403 body Google sends for a rate limit (not the `status` of newer APIs: v3 omits it)."""
+    message = RATE_LIMIT_MESSAGES[reason]
+    return Response(403, {"error": {
+        "errors": [{"domain": "usageLimits", "reason": reason, "message": message,
+                    "extendedHelp": "https://console.developers.google.com/apis/api/drive.googleapis.com/quotas"}],
+        "code": 403, "message": message}})
 
 
 Route = tuple[str, re.Pattern, Callable[..., Response]]
@@ -210,6 +231,12 @@ class FakeGoogle:
         """
         with self.lock:
             self.faults.append(Fault(prefix, status, times, delay))
+
+    def inject_rate_limit(self, prefix: str, times: int = 1,
+                          reason: str = "userRateLimitExceeded") -> None:
+        """The next `times` requests under `prefix` get Google's rate-limit 403."""
+        with self.lock:
+            self.faults.append(Fault(prefix, 403, times, response=rate_limit_error(reason)))
 
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for r in self.requests if r.method == method and r.path.startswith(prefix))
@@ -332,6 +359,8 @@ class FakeGoogle:
                 fault.remaining -= 1
         if fault is not None:
             time.sleep(fault.delay)
+            if fault.response is not None:
+                return fault.response
             if fault.status >= 400:
                 return google_error(fault.status, f"injected fault ({fault.status})")
         for method, pattern, handler in self.routes:

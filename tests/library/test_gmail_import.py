@@ -108,3 +108,63 @@ def test_imported_attachment_is_uploaded_into_the_matching_drive_folder(
     # The next Drive sync recognises it: no second copy.
     assert drive_sync_run(station=connected_station).status == SyncRun.Status.OK
     assert Track.objects.count() == 1 and Track.objects.get().kind == "commercial"
+
+
+def test_cut_attachment_download_fails_the_run_instead_of_leaving_it_running(connected_station,
+                                                                             fake_google, mp3):
+    # Before the sync-run harness, IncompleteRead escaped every except clause and the
+    # run stayed "running" for ever, with no error.
+    gmail = fake_google.gmail
+    message = gmail.add_message("sales@pizza.co.il", "פרסומת חדשה", attachments=[
+        ("pizza-spot.mp3", mp3("Pizza spot"), "audio/mpeg")])
+    gmail.cut_attachment_downloads(times=1)
+    run = gmail_import_run(station=connected_station)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED and run.finished_at is not None
+    assert "Could not reach Google" in run.error and "IncompleteRead" in run.error
+    assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
+    # Nothing half-imported, the mail untouched: the next run takes it.
+    assert not GmailImport.objects.exists()
+    assert "UNREAD" in gmail.labels_of(message) and "OnAir/Processed" not in gmail.labels_of(message)
+    again = gmail_import_run(station=connected_station)
+    assert again.status == SyncRun.Status.OK, again.error
+    assert GmailImport.objects.get().status == GmailImport.Status.IMPORTED
+
+
+def test_mail_without_audio_stays_unread_and_is_labelled_for_people(connected_station, fake_google,
+                                                                    mp3):
+    gmail = fake_google.gmail
+    invoice = gmail.add_message("billing@x.co", "Invoice November", attachments=[
+        ("invoice.pdf", b"%PDF-1.4", "application/pdf")])
+    spot = gmail.add_message("sales@x.co", "commercial for Friday", attachments=[
+        ("spot.mp3", mp3("Spot"), "audio/mpeg")])
+    run = gmail_import_run(station=connected_station)
+    assert run.status == SyncRun.Status.OK, run.error
+    assert run.counts.get("no_audio") == 1 and run.counts.get("messages") == 1
+    labels = gmail.labels_of(invoice)
+    assert "UNREAD" in labels and "OnAir/No audio" in labels and "OnAir/Processed" not in labels
+    assert "OnAir/Processed" in gmail.labels_of(spot)
+    # Later runs leave it alone: it is neither read again nor counted again.
+    gets = fake_google.count("GET", f"/gmail/v1/users/me/messages/{invoice}")
+    again = gmail_import_run(station=connected_station)
+    assert again.counts.get("no_audio") is None
+    assert fake_google.count("GET", f"/gmail/v1/users/me/messages/{invoice}") == gets
+
+
+def test_gmail_rate_limit_is_retried_and_never_called_an_access_problem(connected_station,
+                                                                         fake_google, mp3, settings):
+    fake_google.gmail.add_message("sales@x.co", "commercial", attachments=[
+        ("spot.mp3", mp3("Spot"), "audio/mpeg")])
+    fake_google.inject_rate_limit("/gmail/v1/users/me/messages", times=2)
+    run = gmail_import_run(station=connected_station)
+    assert run.status == SyncRun.Status.OK, run.error
+    assert Track.objects.count() == 1
+
+    settings.GOOGLE_API_RETRIES = 1
+    fake_google.gmail.add_message("sales@x.co", "commercial 2", attachments=[
+        ("spot2.mp3", mp3("Spot 2"), "audio/mpeg")])
+    fake_google.inject_rate_limit("/gmail/v1/users/me/messages", times=2, reason="rateLimitExceeded")
+    run = gmail_import_run(station=connected_station)
+    assert run.status == SyncRun.Status.FAILED
+    assert run.error.startswith("Google rate limit") and "refused access" not in run.error
+    assert run.retry_after
