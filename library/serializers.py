@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from library.models import Genre, Track
-from radio.models import SyncRun
+from radio.models import Role, SyncRun
 from radio.serializers import IntegerPKField
+from radio.services import has_role
 
 
 def cue_errors(cue_in: float | None, cue_out: float | None, duration: float | None) -> dict[str, str]:
@@ -45,6 +47,9 @@ class TrackSerializer(serializers.ModelSerializer):
     missing = serializers.SerializerMethodField()
     audio_url = serializers.SerializerMethodField()
     cover_url = serializers.SerializerMethodField()
+    source_id = serializers.SerializerMethodField(
+        help_text=_("Where the source keeps the file (a Drive file id, a server path): editors and admins "
+                    "only, null for viewers."))
 
     class Meta:
         model = Track
@@ -62,6 +67,18 @@ class TrackSerializer(serializers.ModelSerializer):
 
     def get_missing(self, track: Track) -> bool:
         return track.missing_since is not None
+
+    def _sees_sources(self, track: Track) -> bool:
+        # Asked once per serializer (a list shares one child), not once per track.
+        if not hasattr(self, "_sees_sources_cache"):
+            request = self.context.get("request")
+            self._sees_sources_cache = bool(request) and has_role(request.user, track.station, Role.EDITOR)
+        return self._sees_sources_cache
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_source_id(self, track: Track) -> str | None:
+        # A folder import's id is the file's absolute path on the server: not for viewers.
+        return track.source_id if self._sees_sources(track) else None
 
     def _url(self, track: Track, name: str) -> str:
         return reverse(name, kwargs={"station_slug": track.station.slug, "pk": track.pk},

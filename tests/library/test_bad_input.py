@@ -71,3 +71,15 @@ def test_a_nul_in_a_search_or_text_filter_is_a_400(editor_client, station, track
     response = editor_client.get(tracks_url(station) + "?" + query)
     assert response.status_code == 400, (query, response.content)
     assert query.split("=")[0] in response.json()
+
+
+def test_viewers_never_see_a_server_path_in_source_id(api_client, station, make_user):
+    """A folder import's source_id is the file's absolute path on the server: editors only."""
+    Track.objects.create(station=station, title="Local", source=Track.Source.FOLDER,
+                         source_id="/srv/onair/music/Local.mp3", source_path="music/Local.mp3")
+    api_client.force_authenticate(make_user(Role.VIEWER, station))
+    listed = api_client.get(tracks_url(station)).json()["results"][0]
+    assert listed["source_id"] is None and listed["source_path"] == "music/Local.mp3"
+    assert "/srv/onair" not in api_client.get(tracks_url(station, listed["id"])).content.decode()
+    api_client.force_authenticate(make_user(Role.EDITOR, station))
+    assert api_client.get(tracks_url(station, listed["id"])).json()["source_id"] == "/srv/onair/music/Local.mp3"
