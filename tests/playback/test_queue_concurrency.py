@@ -240,3 +240,63 @@ def test_worker_and_auto_dj_writes_take_the_queue_lock(station, make_playable):
     assert not errors, errors
     _assert_dense(station)
     assert QueueItem.objects.filter(station=station, status=QueueItem.Status.PLAYING).count() <= 1
+
+
+def test_the_on_air_thread_plays_on_while_the_queue_lock_is_held(station, make_playable):
+    """The worker's queue writes wait for the lock on its backstage thread; the on-air thread
+    never waits for them: items keep changing on time while an operator holds the queue."""
+    import queue as queue_module
+
+    from playback.engine import Engine, OutputConfig
+    from playback.models import PlayLog
+    from playback.worker import PlaybackWorker
+
+    Station.objects.filter(pk=station.pk).update(queue_min_depth=0)
+    station.refresh_from_db()
+    for name in ("One", "Two", "Three"):
+        services.queue_append(station=station, track=make_playable(name))
+    events: queue_module.Queue = queue_module.Queue()
+    engine = Engine(OutputConfig("dummy"), events)
+    worker = PlaybackWorker(station, engine, events, owner="test:1:lock", threaded=True)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_queue() -> None:
+        try:
+            with transaction.atomic():
+                services._queue_lock(station)
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_queue)
+    try:
+        worker.recover()
+        deadline = time.monotonic() + 15
+        while worker.on_air is None or worker.upcoming == []:
+            assert time.monotonic() < deadline, "nothing went on air"
+            worker.step(timeout=0.02)
+        holder.start()
+        assert held.wait(5)
+        aired, since = [worker.on_air.entry.title], time.monotonic()
+        while time.monotonic() - since < 3.5:
+            worker.step(timeout=0.02)
+            if worker.on_air is not None and worker.on_air.entry.title != aired[-1]:
+                aired.append(worker.on_air.entry.title)
+        assert aired[:3] == ["One", "Two", "Three"], aired  # then auto-DJ's pool, from memory
+        assert worker.backstage.busy_since is not None, "the backstage thread was waiting for the lock"
+        release.set()
+        holder.join(10)
+        deadline = time.monotonic() + 15
+        while PlayLog.objects.filter(station=station).count() < 3 or QueueItem.objects.filter(
+                station=station).exists():
+            assert time.monotonic() < deadline, "the waiting writes were not made after the lock was freed"
+            worker.step(timeout=0.05)
+    finally:
+        release.set()
+        worker.close(deadline=time.monotonic() + 2)
+        engine.release()
+        raw = getattr(worker.backstage._wrapper, "connection", None)  # the finished thread's
+        if raw is not None:
+            raw.close()
+    _assert_dense(station)
