@@ -3,8 +3,14 @@
 Below a watched root: the top folder names the kind (Songs/שירים, Shows/תוכניות,
 Commercials/פרסומות, Jingles/ג'ינגלים, Samples, News/מבזקים); under Songs come a
 genre folder and then artist folders; under Shows the show's name; under
-Commercials `Batch-N` folders. Overrides set on a folder in the admin win over
-the convention, a deeper folder's over a shallower one's.
+Commercials `Batch-N` folders. A folder named for the same kind directly under a
+kind folder is transparent, so a bilingual library may nest the translation
+(`Songs/שירים/Rock/<artist>`, `Commercials/פרסומות/Batch-1`). Overrides set on a
+folder in the admin win over the convention, a deeper folder's over a shallower one's.
+
+Every folder-derived field is decided by the folders once the kind is known: the
+fields that do not belong to the kind (a show's genre and artist, a song's batch)
+are blank, so a file moved between kind folders sheds the old kind's values.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ KIND_BY_FOLDER = {fold(word): kind for kind, words in _KIND_WORDS.items() for wo
 _BATCH = re.compile(r"^batch[\s_-]*(\d+)$|^מקבץ[\s_-]*(\d+)$", re.IGNORECASE)
 
 
+# What the folders decide: the fields each kind takes from its folders, and what a field is
+# when it does not apply (or applied before and no folder gives it any more).
+FOLDER_FIELDS = ("kind", "genre", "artist", "show_name", "batch")
+BLANK: dict[str, Any] = {"kind": Track.Kind.SONG, "genre": None, "artist": "", "show_name": "",
+                         "batch": ""}
+_KIND_FIELDS = {Track.Kind.SONG: {"genre", "artist"}, Track.Kind.SHOW: {"show_name"},
+                Track.Kind.COMMERCIAL: {"batch"}}
+
+
 def classify(parts: Sequence[str]) -> dict[str, Any]:
     """Hints from the folder names between the root and the file (root excluded)."""
     hints: dict[str, Any] = {}
@@ -43,6 +58,9 @@ def classify(parts: Sequence[str]) -> dict[str, Any]:
     if kind is None:
         return hints
     hints["kind"] = kind
+    parts = list(parts)
+    while len(parts) > 1 and KIND_BY_FOLDER.get(fold(parts[1])) == kind:
+        del parts[1]  # Songs/שירים/…: the translation of the kind folder is transparent
     if kind == Track.Kind.SONG:
         if len(parts) > 1:
             hints["genre_name"] = parts[1].strip()
@@ -85,4 +103,16 @@ def resolve_genre(station, hints: dict[str, Any], genres: dict[str, Genre]) -> d
             genre = Genre.objects.filter(station=station, name__iexact=hints["genre_name"]).first()
             genres[key] = genre or Genre.objects.create(station=station, name=hints["genre_name"][:100])
         result["genre"] = genres[key]
+    return result
+
+
+def complete(hints: dict[str, Any]) -> dict[str, Any]:
+    """Blank the folder fields the kind does not take (unless an override set them)."""
+    kind = hints.get("kind")
+    if kind is None:
+        return hints  # no kind folder: nothing is known not to apply
+    result = dict(hints)
+    for name, blank in BLANK.items():
+        if name not in result and name not in _KIND_FIELDS.get(kind, ()):
+            result[name] = blank
     return result

@@ -170,6 +170,7 @@ class Syncer:
         """Create, update, move, restore or mark missing the tracks of these Drive files.
 
         Only Drive's word about a file restores it: this item, listed or changed."""
+        items = list({item["id"]: item for item in items}.values())  # a page may list a file twice
         ids = [item["id"] for item in items]
         existing = {t.source_id: t for t in Track.objects.filter(
             station=self.station, source=Track.Source.DRIVE, source_id__in=ids).select_related("genre")}

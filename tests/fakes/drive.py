@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tests.fakes.google import FakeGoogle
 
 FOLDER = "application/vnd.google-apps.folder"
+SHORTCUT = "application/vnd.google-apps.shortcut"
 ROOT = "root"
 DEFAULT_FILE_FIELDS: dict[str, Any] = {"kind": None, "id": None, "name": None, "mimeType": None}
 DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
@@ -159,6 +160,7 @@ class FakeDrive:
         self.next_change = 1
         self.oldest_valid_token = 1
         self.truncations = 0
+        self.download_errors: dict[str, tuple[int, str, str, str | None]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self._mtime_ms: dict[str, int] = {}
         self._add_routes(fake)
@@ -177,6 +179,31 @@ class FakeDrive:
         """A file with checksum and size but no bytes (downloading it answers 404)."""
         return self._add(name, parent_id, mime_type, md5=md5, size=size)
 
+    def add_shortcut(self, name: str, parent_id: str | None, target_id: str) -> str:
+        """A shortcut, as Drive has them: its own id, name and single parent, mimeType
+        application/vnd.google-apps.shortcut and shortcutDetails {targetId, targetMimeType}
+        (the target's type copied when the shortcut is made). It has no bytes: downloading it
+        answers 403 fileNotDownloadable, like any application/vnd.google-apps.* file."""
+        with self.lock:
+            target_mime = self._get(target_id)["mimeType"]
+        file_id = self._add(name, parent_id, SHORTCUT)
+        with self.lock:
+            file = self.files[file_id]
+            file["shortcutDetails"] = {"targetId": target_id, "targetMimeType": target_mime}
+            del file["md5Checksum"], file["size"]  # no content of its own
+        return file_id
+
+    def add_parent(self, file_id: str, parent_id: str, first: bool = False) -> None:
+        """Give a file a second parent, as legacy Drive files may have (new files cannot:
+        Drive now answers 403 cannotAddParent, see _update). Drive does not order `parents`:
+        `first=True` puts the new parent ahead of the old one."""
+        with self.lock:
+            file = self._get(file_id)
+            self._get(parent_id)
+            file["parents"] = [parent_id, *file["parents"]] if first else [*file["parents"], parent_id]
+            self.children.setdefault(parent_id, {})[file_id] = None
+            self._bump(file_id)
+
     def rename(self, file_id: str, name: str) -> None:
         with self.lock:
             self._get(file_id)["name"] = name
@@ -192,23 +219,34 @@ class FakeDrive:
             self._set_content(file_id, content)
             self._bump(file_id)
 
-    def trash(self, file_id: str) -> None:
-        """Trash a file; a folder's descendants become trashed too (one change each)."""
+    def trash(self, file_id: str, report_descendants: bool = True) -> None:
+        """Trash a file; a folder's descendants become trashed too.
+
+        Real Drive: `trashed` is "whether the file has been trashed, either explicitly or
+        from a trashed parent folder"; `explicitlyTrashed` is true only for the item trashed
+        itself, false for what was "recursively trashed from a parent folder". The changes
+        feed reports the folder; whether it also reports each descendant is not documented,
+        so a test can choose: one change each (default) or the folder alone
+        (`report_descendants=False`). Either way the descendants read as trashed."""
         with self.lock:
             self._get(file_id).update(trashed=True, explicitlyTrashed=True)
             self._bump(file_id)
             for child in self._descendants(file_id, lambda f: not f["trashed"]):
                 self.files[child]["trashed"] = True
-                self._bump(child)
+                if report_descendants:
+                    self._bump(child)
 
-    def untrash(self, file_id: str) -> None:
+    def untrash(self, file_id: str, report_descendants: bool = True) -> None:
+        """Restore a file; in a folder, restore what was trashed with it, not what had been
+        trashed on its own before (explicitlyTrashed stays). Changes as for trash()."""
         with self.lock:
             self._get(file_id).update(trashed=False, explicitlyTrashed=False)
             self._bump(file_id)
             for child in self._descendants(file_id, lambda f: not f["explicitlyTrashed"]):
                 if self.files[child]["trashed"]:
                     self.files[child]["trashed"] = False
-                    self._bump(child)
+                    if report_descendants:
+                        self._bump(child)
 
     def delete(self, file_id: str) -> None:
         """Delete for good, descendants included: changes with removed=true."""
@@ -216,7 +254,8 @@ class FakeDrive:
             self._get(file_id)
             for gone in [file_id, *self._descendants(file_id, lambda f: True)]:
                 file = self.files.pop(gone)
-                self.children.get(file["parents"][0], {}).pop(gone, None)
+                for parent in file["parents"]:
+                    self.children.get(parent, {}).pop(gone, None)
                 self.children.pop(gone, None)
                 self.content.pop(gone, None)
                 self._record(gone, True, rfc3339(self._tick(gone)))
@@ -232,6 +271,41 @@ class FakeDrive:
         """The next `times` media downloads drop the connection after half the bytes."""
         with self.lock:
             self.truncations += times
+
+    # What real Drive answers to `files.get?alt=media` for one file it will not serve while
+    # serving every other (metadata, listing and changes still show the file):
+    # - a file Google flagged as malware or spam: 403 cannotDownloadAbusiveFile, "This file
+    #   has been identified as malware or spam and cannot be downloaded." (only its owner may
+    #   pass acknowledgeAbuse=true);
+    # - a file whose owner turned downloading off: 403 cannotDownloadFile;
+    # - a file the caller cannot see (or gone between listing and download): 404 notFound,
+    #   "File not found: <id>.", location fileId;
+    # - a blob whose storage fails: 500 backendError "Backend Error" or 503 backendError
+    #   "The service is currently unavailable.", on every attempt while it lasts.
+    # Bodies: {"error": {"errors": [{"domain": "global", "reason": …, "message": …}],
+    #          "code": …, "message": …}} (Drive API guide, "Resolve errors").
+    DOWNLOAD_ERRORS = {
+        "cannotDownloadAbusiveFile": (
+            403, "This file has been identified as malware or spam and cannot be downloaded."),
+        "cannotDownloadFile": (403, "The user does not have permission to download this file."),
+        "notFound": (404, "File not found: {id}."),
+        "backendError": (500, "Backend Error"),
+    }
+
+    def fail_downloads(self, file_id: str, reason: str = "cannotDownloadAbusiveFile",
+                       status: int | None = None) -> None:
+        """Every media download of this file answers Drive's error `reason` until
+        `allow_downloads`; `status` overrides the usual one (503 for backendError)."""
+        default_status, message = self.DOWNLOAD_ERRORS[reason]
+        location = "fileId" if reason == "notFound" else None
+        with self.lock:
+            self._get(file_id)
+            self.download_errors[file_id] = (status or default_status, reason,
+                                             message.format(id=file_id), location)
+
+    def allow_downloads(self, file_id: str) -> None:
+        with self.lock:
+            self.download_errors.pop(file_id, None)
 
     # --- internals (callers hold self.lock) ----------------------------------
 
@@ -266,7 +340,8 @@ class FakeDrive:
             self._get(parent)
             if parent == file_id or parent in self._descendants(file_id, lambda f: True):
                 raise ValueError("a folder cannot move into itself")
-        self.children.get(file["parents"][0], {}).pop(file_id, None)
+        for old in file["parents"]:  # a move leaves every old parent (legacy multi-parent too)
+            self.children.get(old, {}).pop(file_id, None)
         self.children.setdefault(parent, {})[file_id] = None
         file["parents"] = [parent]
 
@@ -399,6 +474,11 @@ class FakeDrive:
         if file["mimeType"].startswith("application/vnd.google-apps."):
             raise ApiError("Only files with binary content can be downloaded. Use Export with "
                            "Docs Editors files.", "alt", 403, "fileNotDownloadable")
+        with self.lock:
+            refused = self.download_errors.get(file["id"])
+        if refused is not None:
+            status, reason, message, location = refused
+            raise ApiError(message, location, status, reason)
         with self.lock:
             content = self.content.get(file["id"])
             truncate = content is not None and self.truncations > 0

@@ -338,6 +338,66 @@ def test_big_drive_lists_one_folder_quickly(fake, drive):
     assert len(page["files"]) == 10
 
 
+def test_trashing_a_folder_trashes_its_contents_implicitly_and_restore_spares_the_earlier_trash(
+        fake, drive):
+    folder = fake.drive.add_folder("Shows")
+    sub = fake.drive.add_folder("Old", folder)
+    inside = fake.drive.add_file("a.mp3", sub, b"a")
+    alone = fake.drive.add_file("b.mp3", folder, b"b")
+    fake.drive.trash(alone)  # on its own, before the folder
+    start = drive.changes().getStartPageToken().execute()["startPageToken"]
+    fake.drive.trash(folder, report_descendants=False)
+
+    def state(file_id: str) -> tuple[bool, bool]:
+        got = drive.files().get(fileId=file_id, fields="trashed,explicitlyTrashed").execute()
+        return got["trashed"], got["explicitlyTrashed"]
+
+    assert state(folder) == (True, True)
+    assert state(sub) == state(inside) == (True, False)  # trashed with it, not explicitly
+    assert [c["fileId"] for c in all_changes(drive, start)[0]] == [folder]
+    assert drive.files().list(q=f"'{sub}' in parents and trashed = false").execute()["files"] == []
+    start = drive.changes().getStartPageToken().execute()["startPageToken"]
+    fake.drive.untrash(folder, report_descendants=False)
+    assert state(folder) == state(sub) == state(inside) == (False, False)
+    assert state(alone) == (True, True)  # trashed on its own: stays in the trash
+    assert [c["fileId"] for c in all_changes(drive, start)[0]] == [folder]
+
+
+def test_moving_a_folder_in_reports_the_folder_alone(fake, drive):
+    library, outside = fake.drive.add_folder("Library"), fake.drive.add_folder("Elsewhere")
+    fake.drive.add_file("a.mp3", outside, b"a")
+    start = drive.changes().getStartPageToken().execute()["startPageToken"]
+    fake.drive.move(outside, library)
+    assert [c["fileId"] for c in all_changes(drive, start)[0]] == [outside]
+
+
+def test_legacy_file_with_two_parents_is_listed_under_both(fake, drive):
+    library, outside = fake.drive.add_folder("Library"), fake.drive.add_folder("Elsewhere")
+    file_id = fake.drive.add_file("a/b.mp3", library, b"a")  # a name may hold a slash
+    fake.drive.add_parent(file_id, outside, first=True)
+    got = drive.files().get(fileId=file_id, fields="name,parents").execute()
+    assert got == {"name": "a/b.mp3", "parents": [outside, library]}
+    for parent in (library, outside):
+        listed = drive.files().list(q=f"'{parent}' in parents", fields="files(id)").execute()
+        assert listed["files"] == [{"id": file_id}]
+    fake.drive.move(file_id, library)  # a move leaves every old parent
+    assert drive.files().list(q=f"'{outside}' in parents").execute()["files"] == []
+    fake.drive.delete(library)
+    assert file_id not in fake.drive.files
+
+
+def test_shortcut_carries_its_target_and_cannot_be_downloaded(fake, drive):
+    target = fake.drive.add_file("song.mp3", None, b"audio")
+    shortcut = fake.drive.add_shortcut("song.mp3", fake.drive.add_folder("Jingles"), target)
+    got = drive.files().get(fileId=shortcut, fields="id,mimeType,shortcutDetails,md5Checksum").execute()
+    assert got == {"id": shortcut, "mimeType": "application/vnd.google-apps.shortcut",
+                   "shortcutDetails": {"targetId": target, "targetMimeType": "audio/mpeg"}}
+    with pytest.raises(HttpError) as exc:
+        drive.files().get_media(fileId=shortcut).execute()
+    assert exc.value.resp.status == 403
+    assert error_of(exc.value)["errors"][0]["reason"] == "fileNotDownloadable"
+
+
 # --- Auth ----------------------------------------------------------------------------------
 
 
