@@ -34,6 +34,8 @@ from typing import Any
 import httplib2
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from googleapiclient.errors import HttpError
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -54,12 +56,12 @@ SOURCE_OF_KIND = {kind: source for source, kinds in SOURCE_KINDS.items() for kin
 
 # Access problems: what a person must do, per source.
 ACCESS_HINTS = {
-    "drive": "Share the Drive folder with the service account, or reconnect Google in the admin "
-             "(Google connections).",
-    "gmail": "Reconnect Google in the admin (Google connections) with the Gmail permission, or give "
-             "the service account domain-wide delegation for Gmail.",
-    "calendar": "Share the calendar with the service account, or reconnect Google in the admin "
-                "(Google connections).",
+    "drive": _lazy("Share the Drive folder with the service account, or reconnect Google in the "
+                   "admin (Google connections)."),
+    "gmail": _lazy("Reconnect Google in the admin (Google connections) with the Gmail permission, "
+                   "or give the service account domain-wide delegation for Gmail."),
+    "calendar": _lazy("Share the calendar with the service account, or reconnect Google in the "
+                      "admin (Google connections)."),
 }
 
 # Transient failures: the task queues the run again after this many seconds.
@@ -172,36 +174,39 @@ def sync_error(exc: BaseException, *, source: str) -> tuple[str, float | None, b
     if isinstance(exc, GoogleNotConfigured):
         return str(exc), None, False
     if isinstance(exc, HttpError):
-        status = exc.resp.status
+        args = {"status": exc.resp.status, "google": error_message(exc)}
         if is_rate_limit(exc):
-            return (f"Google rate limit (HTTP {status}): {error_message(exc)}. Google still refused "
-                    "after backing off; the sync is tried again later."), RETRY_AFTER_RATE_LIMIT, False
+            return _("Google rate limit (HTTP %(status)s): %(google)s. Google still refused after "
+                     "backing off; the sync is tried again later.") % args, RETRY_AFTER_RATE_LIMIT, False
         if is_quota_exhausted(exc):
-            return (f"Google usage quota exhausted (HTTP {status}): {error_message(exc)}. Syncs "
-                    "resume when the quota resets."), None, False
-        if status in (401, 403):
-            return (f"Google refused access (HTTP {status}): {error_message(exc)}. "
-                    f"{ACCESS_HINTS.get(source, ACCESS_HINTS['drive'])}"), None, False
-        if status >= 500:
-            return (f"Google answered HTTP {status} after retries: {error_message(exc)}"),\
+            return _("Google usage quota exhausted (HTTP %(status)s): %(google)s. Syncs resume when "
+                     "the quota resets.") % args, None, False
+        if exc.resp.status in (401, 403):
+            hint = ACCESS_HINTS.get(source, ACCESS_HINTS["drive"])
+            return _("Google refused access (HTTP %(status)s): %(google)s. %(hint)s") % {
+                **args, "hint": hint}, None, False
+        if exc.resp.status >= 500:
+            return _("Google answered HTTP %(status)s after retries: %(google)s") % args, \
                 RETRY_AFTER_TRANSIENT, False
-        return f"Google answered HTTP {status}: {error_message(exc)}", None, False
+        return _("Google answered HTTP %(status)s: %(google)s") % args, None, False
+    cause = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, _NETWORK_ERRORS) or (isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS):
-        return (f"Could not reach Google: the connection failed or was cut "
-                f"({type(exc).__name__}: {exc})"), RETRY_AFTER_TRANSIENT, False
+        return _("Could not reach Google: the connection failed or was cut (%(cause)s)") % {
+            "cause": cause}, RETRY_AFTER_TRANSIENT, False
     if isinstance(exc, SyncLeaseLost):
-        return f"Stopped: another process took over this sync ({exc}).", None, False
-    if type(exc).__name__ == "SoftTimeLimitExceeded":  # celery's, without importing celery here
-        return ("Stopped: the run took longer than its time limit (CELERY_TASK_SOFT_TIME_LIMIT); "
-                "the next run continues from where it stopped."), None, False
-    if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: the process is stopping
-        return (f"Interrupted: the process running the sync stopped ({type(exc).__name__})."), \
+        return _("Stopped: another process took over this sync (%(cause)s).") % {"cause": exc}, \
             None, False
-    return f"Unexpected error: {type(exc).__name__}: {exc}", None, True
+    if type(exc).__name__ == "SoftTimeLimitExceeded":  # celery's, without importing celery here
+        return _("Stopped: the run took longer than its time limit (CELERY_TASK_SOFT_TIME_LIMIT); "
+                 "the next run continues from where it stopped."), None, False
+    if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: the process is stopping
+        return _("Interrupted: the process running the sync stopped (%(cause)s).") % {
+            "cause": type(exc).__name__}, None, False
+    return _("Unexpected error: %(cause)s") % {"cause": cause}, None, True
 
 
-INTERRUPTED = ("Interrupted: the process running this sync stopped without finishing it "
-               "(killed, restarted or out of memory).")
+INTERRUPTED = _lazy("Interrupted: the process running this sync stopped without finishing it "
+                    "(killed, restarted or out of memory).")
 
 
 def sync_runs_close_stale(*, station: Station | None = None, source: str | None = None) -> int:
@@ -224,7 +229,7 @@ def sync_runs_close_stale(*, station: Station | None = None, source: str | None 
         if _holder_alive(holder, stale_before) and (holder.status or {}).get("run") in (None, run.pk):
             continue
         if SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
-                status=SyncRun.Status.FAILED, error=INTERRUPTED, finished_at=now):
+                status=SyncRun.Status.FAILED, error=str(INTERRUPTED), finished_at=now):
             closed += 1
             logger.warning("station=%s sync run=%s (%s) closed as failed: its process is gone",
                            run.station.slug, run.pk, run.kind)
@@ -253,7 +258,8 @@ def sync_run(*, station: Station, source: str, kind: str, body: Callable[[Progre
         for stale in runs.values_list("pk", flat=True):
             logger.warning("station=%s sync run=%s closed as failed: its process is gone",
                            station.slug, stale)
-        runs.update(status=SyncRun.Status.FAILED, error=INTERRUPTED, finished_at=timezone.now())
+        runs.update(status=SyncRun.Status.FAILED, error=str(INTERRUPTED),
+                    finished_at=timezone.now())
         run = SyncRun.objects.create(station=station, kind=kind, triggered_by_id=triggered_by_id)
         progress = Progress(run, lease=(key, owner))
         _run_body(run, progress, source, body)

@@ -2,7 +2,7 @@
 
 The models join radio's state on their existing tables, then AlterModelTable
 renames the tables (library_* → radio_*) in place; library 0002 then drops
-them from library's state without touching the database. Reversible.
+them from the old app's state without touching the database. Reversible.
 """
 
 import django.db.models.deletion
