@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from library import storage, tags
-from library.models import Genre, Track
+from library.models import Genre, GmailImport, Track
 from radio.models import Station
 from radio.services import audit_record, snapshot
 
@@ -31,11 +32,16 @@ class ImportRejected(Exception):
 
 
 def genre_for(station: Station, name: str | None) -> Genre | None:
-    name = (name or "").strip()
+    name = tags.display_text(name or "")
     if not name:
         return None
     genre = Genre.objects.filter(station=station, name__iexact=name).first()
     return genre or Genre.objects.create(station=station, name=name[:100])
+
+
+# Text derived from file names, folder names and tags that people read: bidi controls
+# are stripped from these (the raw Drive name stays in `source_name`).
+DISPLAY_FIELDS = ("title", "artist", "album", "show_name", "batch", "language")
 
 
 def track_apply(track: Track, values: dict[str, Any]) -> list[str]:
@@ -44,6 +50,8 @@ def track_apply(track: Track, values: dict[str, Any]) -> list[str]:
     for field, value in values.items():
         if field in track.edited_fields:
             continue
+        if field in DISPLAY_FIELDS and isinstance(value, str):
+            value = tags.display_text(value)
         if getattr(track, field) != value:
             setattr(track, field, value)
             changed.append(field)
@@ -52,7 +60,8 @@ def track_apply(track: Track, values: dict[str, Any]) -> list[str]:
 
 def _tag_values(station: Station, info: tags.AudioInfo, original_name: str) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "title": (info.title or Path(original_name).stem)[:300],
+        "title": (tags.display_text(info.title) or tags.display_text(Path(original_name).stem)
+                  or original_name)[:300],
         "duration": info.duration,
         "bitrate": info.bitrate,
         "sample_rate": info.sample_rate,
@@ -88,6 +97,10 @@ def track_attach_file(track: Track, *, rel: str, md5: str, size: int,
     values = _tag_values(track.station, info, original_name)
     values.update(hints or {})
     changed = track_apply(track, values)
+    if track.file and track.file != rel and storage.exists(track.file):
+        # No longer this track's file: its age now counts from here, so the cache cleaner
+        # leaves it for the grace period (a playback worker may hold its path in memory).
+        storage.touch(storage.absolute(track.file))
     for field, value in (("file", rel), ("file_checksum", md5), ("size", size)):
         if getattr(track, field) != value:
             setattr(track, field, value)
@@ -126,7 +139,8 @@ def track_import_file(
         tags.read(path)
     except tags.NotAudio as exc:
         raise ImportRejected(f"{original_name}: {exc}") from exc
-    rel, md5, size = storage.store_copy(station.slug, path, Path(original_name).suffix or path.suffix)
+    # Cached under the extension of what the bytes are, not of what the name claims.
+    rel, md5, size = storage.store_copy(station.slug, path, tags.sniff_extension)
     with transaction.atomic():
         track = None
         if source_id:
@@ -303,3 +317,71 @@ def duplicate_groups(station: Station) -> dict[str, list[dict[str, Any]]]:
     likely = [row["dedupe_key"] for row in likely_duplicates(station)[:DUPLICATE_GROUP_LIMIT]]
     return {"same_file": _groups(station, "checksum", same),
             "likely": _groups(station, "dedupe_key", likely)}
+
+
+# --- Cache cleaning ---------------------------------------------------------------
+# A content change leaves the old blob behind (the cache is content-addressed). It is
+# removed once no row refers to it and it has been left alone for the grace period.
+CACHE_CLEAN_GRACE_SECONDS = 6 * 3600
+
+
+def cache_references() -> set[str]:
+    """Every cache path a row points at, on any station (tracks' files and covers,
+    Gmail attachments waiting for review)."""
+    refs: set[str] = set()
+    for rel_file, rel_cover in Track.objects.values_list("file", "cover").iterator(chunk_size=5000):
+        refs.update((rel_file, rel_cover))
+    refs.update(GmailImport.objects.exclude(stash="").values_list("stash", flat=True))
+    refs.discard("")
+    return refs
+
+
+def library_cache_clean(*, dry_run: bool = False,
+                        grace: float = CACHE_CLEAN_GRACE_SECONDS) -> dict[str, Any]:
+    """Remove cached files no row refers to, untouched for `grace` seconds; and dead temp files.
+
+    Returns {"removed": [paths], "bytes": n, "kept_recent": n}. Never removes a file a
+    track, a cover or a Gmail stash refers to, checked again just before removing.
+    """
+    refs = cache_references()
+    cutoff = time.time() - grace
+    candidates, kept_recent = [], 0
+    for rel, path in storage.blobs():
+        if rel in refs:
+            continue
+        try:
+            if path.stat().st_mtime >= cutoff:
+                kept_recent += 1
+                continue
+        except FileNotFoundError:
+            continue
+        candidates.append((rel, path))
+    # A row may have started pointing at a candidate since the references were read.
+    rels, taken = [rel for rel, _path in candidates], set()
+    for start in range(0, len(rels), 1000):
+        batch = rels[start:start + 1000]
+        taken.update(Track.objects.filter(file__in=batch).values_list("file", flat=True))
+        taken.update(Track.objects.filter(cover__in=batch).values_list("cover", flat=True))
+        taken.update(GmailImport.objects.filter(stash__in=batch).values_list("stash", flat=True))
+    removed, freed = [], 0
+    for rel, path in candidates:
+        if rel in taken:
+            continue
+        try:
+            stat = path.stat()
+            if stat.st_mtime >= cutoff:  # touched meanwhile (storage.find)
+                continue
+            if not dry_run:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(rel)
+        freed += stat.st_size
+    for part in storage.stale_parts(max(grace, 24 * 3600)):
+        if not dry_run:
+            part.unlink(missing_ok=True)
+        removed.append(part.relative_to(settings.MEDIA_ROOT).as_posix())
+    if removed:
+        logger.info("library cache clean%s: %d file(s), %d bytes: %s", " (dry run)" if dry_run else "",
+                    len(removed), freed, ", ".join(removed[:20]) + (" …" if len(removed) > 20 else ""))
+    return {"removed": removed, "bytes": freed, "kept_recent": kept_recent, "dry_run": dry_run}

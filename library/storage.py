@@ -4,6 +4,11 @@ A file is stored under MEDIA_ROOT/library/<station>/<md5[:2]>/<md5><ext>. It is
 complete or absent, never half-written: bytes go to a temp file in the same
 folder, are checked against the expected MD5, fsynced, then renamed in place.
 Renames and moves in Drive never touch the cache, since the content is the key.
+The extension comes from the bytes (library/tags.py, `sniff`), never from the name.
+A file no row refers to any more is removed by `library_cache_clean` (services) once
+it has been left alone for a grace period: its mtime is refreshed whenever a row
+starts or stops pointing at it, so a download in progress or a file the playback
+worker still holds in memory is never taken away.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -58,14 +64,70 @@ def exists(rel: str) -> bool:
     return bool(rel) and absolute(rel).is_file()
 
 
-def store(station_slug: str, ext: str, write: Callable[[HashingWriter], None],
+def station_root(station_slug: str) -> Path:
+    return settings.MEDIA_ROOT / "library" / station_slug
+
+
+STAGING = "tmp"
+
+
+def find(station_slug: str, checksum: str) -> str:
+    """The cached file holding this content, whatever its extension ("" if none).
+
+    Refreshes its mtime: a caller is about to point a row at it, and the cleaner
+    leaves recently touched files alone.
+    """
+    if not checksum:
+        return ""
+    folder = station_root(station_slug) / checksum[:2]
+    for path in sorted(folder.glob(f"{checksum}.*")) if folder.is_dir() else []:
+        if path.is_file() and path.stem == checksum:
+            touch(path)
+            return path.relative_to(settings.MEDIA_ROOT).as_posix()
+    return ""
+
+
+def touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass
+
+
+def blobs() -> Iterator[tuple[str, Path]]:
+    """Every cached file (relative path, absolute path), staging folders excluded."""
+    root = settings.MEDIA_ROOT / "library"
+    if not root.is_dir():
+        return
+    for station in sorted(p for p in root.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in station.iterdir() if p.is_dir() and p.name != STAGING):
+            for path in sorted(folder.iterdir()):
+                if path.is_file():
+                    yield path.relative_to(settings.MEDIA_ROOT).as_posix(), path
+
+
+def stale_parts(older_than: float) -> Iterator[Path]:
+    """Temp files of downloads that died (a worker killed mid-write), older than `older_than` s."""
+    root = settings.MEDIA_ROOT / "library"
+    cutoff = time.time() - older_than
+    for path in sorted(root.glob(f"*/{STAGING}/*.part")) if root.is_dir() else []:
+        try:
+            if path.stat().st_mtime < cutoff:
+                yield path
+        except FileNotFoundError:
+            continue
+
+
+def store(station_slug: str, ext: str | Callable[[Path], str], write: Callable[[HashingWriter], None],
           expected_md5: str | None = None) -> tuple[str, str, int]:
     """Write through `write(writer)`, verify, and atomically place the file.
 
-    Returns (relative path, md5, size). Raises ChecksumMismatch (leaving nothing
-    behind) when `expected_md5` is given and differs.
+    `ext` is the extension, or a function of the written temp file that returns it
+    (tags.sniff_extension: the type from the bytes); what it raises propagates, and
+    the temp file is removed. Returns (relative path, md5, size). Raises
+    ChecksumMismatch (leaving nothing behind) when `expected_md5` is given and differs.
     """
-    staging = settings.MEDIA_ROOT / "library" / station_slug / "tmp"
+    staging = station_root(station_slug) / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=staging, suffix=".part")
     try:
@@ -77,6 +139,8 @@ def store(station_slug: str, ext: str, write: Callable[[HashingWriter], None],
         md5 = writer.md5.hexdigest()
         if expected_md5 and md5 != expected_md5.lower():
             raise ChecksumMismatch(expected_md5, md5)
+        if callable(ext):
+            ext = ext(Path(temp_name))
         rel = relative_path(station_slug, md5, ext)
         target = absolute(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +151,8 @@ def store(station_slug: str, ext: str, write: Callable[[HashingWriter], None],
         raise
 
 
-def store_copy(station_slug: str, source: Path, ext: str | None = None) -> tuple[str, str, int]:
+def store_copy(station_slug: str, source: Path,
+               ext: str | Callable[[Path], str] | None = None) -> tuple[str, str, int]:
     """Copy a local file into the cache (uploads, Gmail attachments, folder imports)."""
     with open(source, "rb") as handle:
         return store(station_slug, ext if ext is not None else source.suffix,

@@ -45,6 +45,8 @@ def _beat_schedule() -> dict:
                          **_every(settings.GMAIL_IMPORT_INTERVAL)},
         # Tracks whose analysis could not be queued (broker down at import) get it here.
         "analysis-sweep": {"task": "library.tasks.analysis_sweep", **_every(60.0)},
+        # Cached audio no track refers to any more (content changed in Drive) is removed.
+        "library-cache-clean": {"task": "library.tasks.cache_clean", **_every(6 * 3600.0)},
     }
 
 
