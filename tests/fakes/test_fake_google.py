@@ -558,3 +558,27 @@ def test_gmail_labels_create_list_and_modify(fake, gmail):
         gmail.users().messages().modify(userId="me", id=message_id,
                                         body={"addLabelIds": ["Label_999"]}).execute()
     assert exc.value.resp.status == 400
+
+
+def test_one_file_refused_for_download_while_its_metadata_and_the_others_serve(fake, drive):
+    flagged = fake.drive.add_file("flagged.mp3", None, b"ID3 flagged")
+    other = fake.drive.add_file("other.mp3", None, b"ID3 other")
+    fake.drive.fail_downloads(flagged, "cannotDownloadAbusiveFile")
+    for _ in range(2):  # every attempt, as long as Drive keeps the flag
+        with pytest.raises(HttpError) as exc:
+            download(drive, flagged, chunksize=1024)
+        assert exc.value.resp.status == 403
+        error = error_of(exc.value)
+        assert error["code"] == 403 and error["errors"][0]["domain"] == "global"
+        assert error["errors"][0]["reason"] == "cannotDownloadAbusiveFile"
+        assert "malware or spam" in error["errors"][0]["message"]
+    assert drive.files().get(fileId=flagged, fields="id,md5Checksum").execute()["id"] == flagged
+    assert download(drive, other, chunksize=1024) == b"ID3 other"
+    fake.drive.fail_downloads(other, "notFound")
+    with pytest.raises(HttpError) as exc:
+        download(drive, other, chunksize=1024)
+    detail = error_of(exc.value)["errors"][0]
+    assert (exc.value.resp.status, detail["reason"], detail["location"]) == (404, "notFound", "fileId")
+    assert detail["message"] == f"File not found: {other}."
+    fake.drive.allow_downloads(flagged)
+    assert download(drive, flagged, chunksize=1024) == b"ID3 flagged"
