@@ -5,9 +5,15 @@ path of each Drive track is rewritten with `/` and `\\` inside a name escaped by
 file's name is recovered exactly by taking off the path of its folder (known from the
 DriveFolder rows, whose names are unambiguous); when that does not match (the tree moved
 since), the last segment is the best guess and the next change of the file sets it right.
+
+Which fields the folders decided was not recorded: every folder field counts as decided,
+so the first re-derive after this lets go of those no folder gives any more (falling back
+to the file's tags, or blank); hand edits stay as they are.
 """
 
 from django.db import migrations, models
+
+FOLDER_FIELDS = ["artist", "batch", "genre", "kind", "show_name"]
 
 
 def _escape(name: str) -> str:
@@ -33,6 +39,7 @@ def forwards(apps, schema_editor):
             folder_id = parent
         return None
 
+    fields = ["source_name", "source_path", "source_parents", "folder_fields"]
     batch = []
     for track in Track.objects.filter(source="drive").only(
             "pk", "station_id", "source_path", "source_parent").iterator(chunk_size=1000):
@@ -40,18 +47,18 @@ def forwards(apps, schema_editor):
         prefix = "/".join(names) + "/" if names else ""
         if names is not None and track.source_path.startswith(prefix) and \
                 len(track.source_path) > len(prefix):
-            name = track.source_path[len(prefix):]
-        else:
-            names, name = (names or []), track.source_path.rsplit("/", 1)[-1]
-        track.source_name = name
-        track.source_path = "/".join(_escape(n) for n in [*names, name])
+            track.source_name = track.source_path[len(prefix):]
+            track.source_path = "/".join(_escape(n) for n in [*names, track.source_name])
+        else:  # the tree moved since: left as it was until the next change of the file
+            track.source_name = track.source_path.rsplit("/", 1)[-1]
         track.source_parents = [track.source_parent] if track.source_parent else []
+        track.folder_fields = FOLDER_FIELDS
         batch.append(track)
         if len(batch) >= 1000:
-            Track.objects.bulk_update(batch, ["source_name", "source_path", "source_parents"])
+            Track.objects.bulk_update(batch, fields)
             batch = []
     if batch:
-        Track.objects.bulk_update(batch, ["source_name", "source_path", "source_parents"])
+        Track.objects.bulk_update(batch, fields)
 
 
 class Migration(migrations.Migration):

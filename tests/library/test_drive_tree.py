@@ -238,11 +238,16 @@ def test_migration_rewrites_old_paths_using_the_folder_names(connected_station):
                                source_path="Songs/AC/DC/Live/Loud.mp3")
     top = Track.objects.create(station=connected_station, source=Track.Source.DRIVE, source_id="f2",
                                title="y", source_parent=root.folder_id, source_path="a/b.mp3")
+    lost = Track.objects.create(station=connected_station, source=Track.Source.DRIVE, source_id="f3",
+                                title="z", source_parent="unknown", source_path="X/y.mp3")
     migration.forwards(apps, None)
     old.refresh_from_db()
     top.refresh_from_db()
+    lost.refresh_from_db()
+    assert (lost.source_name, lost.source_path) == ("y.mp3", "X/y.mp3")  # left for the next change
     assert (old.source_name, old.source_path) == ("Live/Loud.mp3", "Songs/AC\\/DC/Live\\/Loud.mp3")
     assert old.source_parents == ["a"]
+    assert old.folder_fields == ["artist", "batch", "genre", "kind", "show_name"]
     assert (top.source_name, top.source_path) == ("a/b.mp3", "a\\/b.mp3")
 
 
