@@ -89,7 +89,7 @@ async def test_a_socket_client_sees_the_new_status_after_a_command(station, tone
         client.force_login(editor)
         return f"sessionid={client.cookies['sessionid'].value}".encode()
 
-    headers = [(b"origin", b"http://localhost"), (b"cookie", await cookie())]
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", await cookie())]
     communicator = WebsocketCommunicator(application, f"/ws/stations/{station.slug}/", headers=headers)
     assert (await communicator.connect(timeout=5))[0]
     await communicator.receive_json_from(timeout=5)  # snapshot
