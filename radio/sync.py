@@ -33,6 +33,7 @@ from typing import Any
 
 import httplib2
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -295,12 +296,19 @@ def _finish(run: SyncRun, progress: Progress, source: str) -> None:
     station = run.station
     run.finished_at = timezone.now()
     run.counts = dict(progress.counts)
-    try:
-        run.save()
-    except Exception:  # noqa: BLE001 - database gone: sync_runs_close_stale mends it later
-        logger.exception("station=%s %s sync run=%s: final state not saved", station.slug, source,
-                         run.pk)
-        return
+    for attempt in (1, 2):
+        try:
+            run.save()
+            break
+        except Exception:  # noqa: BLE001 - database gone: sync_runs_close_stale mends it later
+            if attempt == 2:
+                logger.exception("station=%s %s sync run=%s: final state not saved", station.slug,
+                                 source, run.pk)
+                return
+            # The body's error may have left this thread's connection broken: a new one.
+            logger.warning("station=%s sync run=%s: final save failed, reconnecting", station.slug,
+                           run.pk, exc_info=True)
+            connection.close()
     if run.status == SyncRun.Status.FAILED:
         logger.error("station=%s %s sync run=%s failed: %s", station.slug, source, run.pk, run.error)
     else:

@@ -133,3 +133,17 @@ def test_a_celery_worker_starting_closes_runs_left_running(station):
     worker_ready.send(sender=None)
     dead.refresh_from_db()
     assert dead.status == SyncRun.Status.FAILED and "Interrupted" in dead.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_database_connection_dies_still_records_its_end(station):
+    from django.db import connection
+
+    def body(progress: Progress) -> None:
+        with connection.cursor() as cursor:  # the server drops this connection
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    run = sync_run(station=station, source="drive", kind=SyncRun.Kind.DRIVE_FULL, body=body)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED and run.finished_at is not None
+    assert WorkerHeartbeat.objects.get(key=lease_key("drive", station)).owner == ""
