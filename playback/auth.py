@@ -15,8 +15,10 @@ from channels.middleware import BaseMiddleware
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
+    from radio.auth import token_expired
+
     token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+    if token is None or token_expired(token) or not token.user.is_active:
         return None
     return token.user
 

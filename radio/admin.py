@@ -135,7 +135,11 @@ class MembershipInline(admin.TabularInline):
 
     def _is_station_admin(self, request, station) -> bool:
         if station is None:
-            return request.user.is_superuser
+            # Asked without a station when the inline builds its queryset (which the
+            # formset then limits to the station on the page): "admin of any station".
+            # Answering superusers-only here emptied it, so station admins could add
+            # roles but never change or remove one.
+            return request.user.is_superuser or _best_role(request.user) == Role.ADMIN
         return has_role(request.user, station, Role.ADMIN)
 
     def has_view_permission(self, request, obj=None) -> bool:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models, transaction
 from django.db.models import QuerySet
@@ -131,7 +132,8 @@ def user_staff_sync(*, user: AbstractBaseUser) -> bool:
     if user.is_superuser:
         return False
     staff = curates_somewhere(user)
-    changed = type(user).objects.filter(pk=user.pk).exclude(is_staff=staff).update(is_staff=staff) == 1
+    changed = (get_user_model().objects.filter(pk=user.pk).exclude(is_staff=staff)
+               .update(is_staff=staff) == 1)
     user.is_staff = staff
     if changed:
         logger.info("user=%s staff flag %s: %s", user.pk, "granted" if staff else "revoked",

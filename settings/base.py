@@ -397,6 +397,9 @@ SPECTACULAR_SETTINGS = {
         "TrackKindEnum": "library.models.Track.Kind",
         "SyncRunKindEnum": "radio.models.SyncRun.Kind",
     },
+    # The 400/401/403/404 answers DRF gives on its own, documented on every operation they
+    # apply to (https://drf-spectacular.readthedocs.io/en/latest/customization.html#step-7-postprocessing-hooks).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "radio.schema.error_responses"],
 }
 
 # --- Internationalisation -------------------------------------------------
@@ -425,5 +428,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"},
-                "django.request": {"filters": ["client_errors_one_line"]}},
+                "django.request": {"filters": ["client_errors_one_line"]},
+                "django.security": {"filters": ["client_errors_one_line"]},
+                # axes writes INFO lines for every sign-in; its failures and lockouts are warnings.
+                "axes": {"level": "WARNING"}},
 }
