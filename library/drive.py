@@ -415,7 +415,7 @@ class Syncer:
                         folders.append(item)
                     else:
                         files.append(item)
-                self.apply_folders(folders, files)
+                self.apply_page(folders, files)
                 self.progress.add("changes", len(changes))
                 next_token = page.get("nextPageToken") or page.get("newStartPageToken")
                 self.save_cursor(next_token)  # with the rows: a failed page is read again
@@ -424,7 +424,7 @@ class Syncer:
                 return
             token = next_token
 
-    def apply_folders(self, folders: list[dict[str, Any]], files: list[dict[str, Any]]) -> None:
+    def apply_page(self, folders: list[dict[str, Any]], files: list[dict[str, Any]]) -> None:
         """One page's folder and file changes: folders first (a file may sit in a new one)."""
         was_visible = {item["id"]: self.tree.visible(item["id"]) for item in folders}
         changed = []
@@ -513,7 +513,7 @@ class Syncer:
                 chain = self.tree.chain(track.source_parent)
                 hints = self.hints_for(chain) if chain else {}
                 track_attach_file(track, rel=rel, md5=md5, size=size,
-                                  original_name=track.source_name or PurePosixPath(track.source_path).name,
+                                  original_name=track.source_name or split_path(track.source_path)[-1],
                                   hints={k: v for k, v in hints.items() if k in HINT_FIELDS})
                 track_download_clear(track)
                 track.save()
