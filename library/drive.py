@@ -44,7 +44,7 @@ from library.drive_tree import (
 )
 from library.models import DriveFolder, Track, normalise
 from library.services import genre_for, track_apply, track_attach_file, track_enqueue_analysis
-from library.tags import AUDIO_EXTENSIONS, sniff_extension
+from library.tags import AUDIO_EXTENSIONS, display_text, sniff_extension
 from radio.google import GoogleNotConfigured, google_execute, google_service, station_credentials
 from radio.models import SyncCursor, SyncRun
 from radio.sync import Progress, sync_run
@@ -198,7 +198,7 @@ class Syncer:
             values = self.track_values(item, *placed)
             if track is None:
                 track = Track(station=self.station, source=Track.Source.DRIVE, source_id=item["id"],
-                              title=file_stem(item["name"])[:300])
+                              title=display_text(file_stem(item["name"]))[:300])
                 self.derive(track, values)
                 new.append(track)
                 self.progress.add("added")

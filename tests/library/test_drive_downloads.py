@@ -225,6 +225,8 @@ def test_bidi_controls_are_stripped_from_what_people_read_and_the_raw_name_kept(
                             album="\u2067Live\u2069")
     tagged = drive.add_file("tagged.mp3", drive.add_folder("Jingles", drive_root),
                             tagged_path.read_bytes())
+    refused = drive.add_file("\u2067refused\u2069.mp3", drive_root, mp3("x"))
+    drive.fail_downloads(refused, "cannotDownloadAbusiveFile")  # the name alone is shown
 
     run = sync(connected_station)
 
@@ -234,6 +236,7 @@ def test_bidi_controls_are_stripped_from_what_people_read_and_the_raw_name_kept(
     assert "\u202eevil\u202c.mp3" in (t.source_name, t.source_path)  # the raw name, as Drive has it
     t = track(tagged)
     assert (t.title, t.album) == ("שלום עולם", "Live")
+    assert track(refused).title == "refused"
 
 
 def test_the_admin_lists_failed_downloads_shows_the_reason_and_retries_now(
