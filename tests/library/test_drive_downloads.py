@@ -265,3 +265,17 @@ def test_the_admin_lists_failed_downloads_shows_the_reason_and_retries_now(
     fake_google.drive.allow_downloads(bad)
     run = sync(connected_station)  # what the queued sync does: the backoff no longer holds it
     assert run.counts["downloaded"] == 1 and storage.exists(track(bad).file)
+
+
+def test_a_transfer_cut_short_is_the_files_failure_and_tried_again_at_the_next_run(
+        connected_station, library, fake_google):
+    bad, good = library
+    fake_google.drive.truncate_downloads(times=1)  # the first download: the bad one
+
+    run = sync(connected_station)
+
+    assert run.status == OK and run.counts["downloaded"] == 3
+    cut = track(bad)
+    assert "cut short" in cut.download_error and cut.download_retry_at <= timezone.now()
+    run = sync(connected_station)
+    assert run.counts["downloaded"] == 1 and track(bad).download_error == ""
