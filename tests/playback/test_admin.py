@@ -12,7 +12,7 @@ from django.test import Client
 
 from playback.models import EmergencyTrack, PlayerCommand, PlayLog, QueueItem, Reason
 from playback.services import command_issue, queue_append
-from radio.models import AuditEntry, Role
+from radio.models import AuditEntry, Membership, Role, Station
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,11 @@ def editor(station, make_user):
 
 @pytest.fixture
 def viewer(station, make_user):
-    return make_user(Role.VIEWER, station, username="viewer", is_staff=True)
+    """A viewer of this station who curates another one: only editors and admins enter the admin."""
+    user = make_user(Role.VIEWER, station, username="viewer")
+    elsewhere = Station.objects.create(name="Elsewhere FM", slug="elsewhere")
+    Membership.objects.create(user=user, station=elsewhere, role=Role.EDITOR)
+    return user
 
 
 def aired(station, track, hours: int, **fields) -> PlayLog:
@@ -145,4 +149,7 @@ def test_viewer_sees_the_emergency_playlist_without_changing_it(viewer, station,
     EmergencyTrack.objects.create(station=station, track=make_playable("Loop"))
     client = signed_in(viewer)
     assert "Loop" in client.get(EMERGENCY).content.decode()
-    assert client.get(f"{EMERGENCY}add/").status_code == 403
+    entry = EmergencyTrack.objects.get()
+    assert client.get(f"{EMERGENCY}{entry.pk}/change/").status_code == 200  # read-only
+    assert client.post(f"{EMERGENCY}{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert EmergencyTrack.objects.filter(pk=entry.pk).exists()
