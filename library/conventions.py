@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from library.models import DriveFolder, Genre, Track
+from library.tags import display_text
 
 _KIND_WORDS = {
     Track.Kind.SONG: ["songs", "song", "music", "שירים", "מוזיקה"],
@@ -63,11 +64,11 @@ def classify(parts: Sequence[str]) -> dict[str, Any]:
         del parts[1]  # Songs/שירים/…: the translation of the kind folder is transparent
     if kind == Track.Kind.SONG:
         if len(parts) > 1:
-            hints["genre_name"] = parts[1].strip()
+            hints["genre_name"] = display_text(parts[1])
         if len(parts) > 2:
-            hints["artist"] = parts[2].strip()
+            hints["artist"] = display_text(parts[2])
     elif kind == Track.Kind.SHOW and len(parts) > 1:
-        hints["show_name"] = parts[1].strip()
+        hints["show_name"] = display_text(parts[1])
     elif kind == Track.Kind.COMMERCIAL and len(parts) > 1:
         match = _BATCH.match(parts[1].strip())
         hints["batch"] = f"Batch-{match.group(1) or match.group(2)}" if match else parts[1].strip()

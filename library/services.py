@@ -15,6 +15,7 @@ from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from library import storage, tags
+from library.drive_tree import file_stem
 from library.models import Genre, GmailImport, Track
 from radio.models import Station
 from radio.services import audit_record, snapshot
@@ -60,7 +61,7 @@ def track_apply(track: Track, values: dict[str, Any]) -> list[str]:
 
 def _tag_values(station: Station, info: tags.AudioInfo, original_name: str) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "title": (tags.display_text(info.title) or tags.display_text(Path(original_name).stem)
+        "title": (tags.display_text(info.title) or tags.display_text(file_stem(original_name))
                   or original_name)[:300],
         "duration": info.duration,
         "bitrate": info.bitrate,

@@ -209,6 +209,7 @@ def test_names_with_slashes_are_stored_unambiguously_and_survive_a_folder_rename
     sync(connected_station)
     t = track(f)
     assert (t.artist, t.source_name) == ("AC/DC", "Back/In Black.mp3")
+    assert t.title == "Back/In Black"  # no title tag: the whole name, slash and all
     assert t.source_path == "Songs/Rock/AC\\/DC/Back\\/In Black.mp3"
     assert split_path(t.source_path) == ["Songs", "Rock", "AC/DC", "Back/In Black.mp3"]
 
@@ -327,3 +328,17 @@ def test_shortcuts_to_audio_are_listed_as_skipped_with_the_reason(
     later = drive.add_shortcut("later.mp3", jingles, elsewhere)  # and through the changes feed
     run = sync(connected_station)
     assert [s["id"] for s in run.progress["skipped"]] == [later]
+
+
+def test_bidi_controls_in_folder_names_stay_out_of_genre_artist_and_show(
+        connected_station, drive_root, fake_google, mp3):
+    drive = fake_google.drive
+    songs = drive.add_folder("Songs", drive_root)
+    rock = drive.add_folder("\u202bרוק\u202c", songs)
+    song = drive.add_file("s.mp3", drive.add_folder("\u200fQueen\u202e", rock), mp3("S"))
+    show = drive.add_file("e.mp3", drive.add_folder("\u2067Boker\u2069", drive.add_folder(
+        "Shows", drive_root)), mp3("E"))
+    sync(connected_station)
+    assert (track(song).genre.name, track(song).artist) == ("רוק", "Queen")
+    assert track(show).show_name == "Boker"
+    assert "\u202b" in track(song).source_path  # the raw names are kept in the path
