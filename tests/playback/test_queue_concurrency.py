@@ -19,7 +19,7 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework.authtoken.models import Token
 
 from playback import services
@@ -300,3 +300,25 @@ def test_the_on_air_thread_plays_on_while_the_queue_lock_is_held(station, make_p
         if raw is not None:
             raw.close()
     _assert_dense(station)
+
+
+def test_the_migration_repairs_duplicate_positions_before_adding_the_constraint(station, make_playable):
+    from django.db.migrations.executor import MigrationExecutor
+
+    track = make_playable("Song")
+    before, after = ("playback", "0002_playercommand_expired"), ("playback", "0003_queue_position_unique")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    old = executor.loader.project_state([before]).apps.get_model("playback", "QueueItem")
+    # As concurrent appends left them: duplicates, gaps, the item on air not first.
+    made = [old.objects.create(station_id=station.pk, track_id=track.pk, position=position, status=status)
+            for position, status in [(20, "queued"), (20, "queued"), (10, "queued"), (30, "playing"),
+                                     (10, "queued")]]
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([after])
+    rows = list(QueueItem.objects.filter(station=station).order_by("position").values_list("pk", "position"))
+    ids = [item.pk for item in made]
+    assert rows == [(ids[3], 0), (ids[2], 1), (ids[4], 2), (ids[0], 3), (ids[1], 4)]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        QueueItem.objects.filter(pk=ids[1]).update(position=0)
