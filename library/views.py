@@ -27,6 +27,7 @@ from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAcceptable, NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -205,6 +206,16 @@ class TrackViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     def get_serializer_class(self):
         return TrackUploadSerializer if self.action == "create" else TrackSerializer
+
+    def get_parsers(self):
+        # An upload is multipart; edits are JSON like the rest of the API. (DRF picks the
+        # parsers before it sets `self.action`, so the action comes from the method here.)
+        action = getattr(self, "action", None)
+        if action is None and getattr(self, "request", None) is not None:
+            action = self.action_map.get(self.request.method.lower())
+        if action == "create":
+            return [MultiPartParser()]
+        return super().get_parsers()
 
     def perform_update(self, serializer):
         try:

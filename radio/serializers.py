@@ -116,6 +116,6 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.EmailField(allow_blank=True)
     is_superuser = serializers.BooleanField()
     stations = serializers.ListField(child=serializers.DictField())

@@ -381,6 +381,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The API reads JSON (multipart only where a file is uploaded, and the token view takes a
+    # form too): in a form an empty field means "not given", so `time_zone=` was accepted as no change.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OnAir API",
@@ -400,6 +403,8 @@ SPECTACULAR_SETTINGS = {
     # The 400/401/403/404 answers DRF gives on its own, documented on every operation they
     # apply to (https://drf-spectacular.readthedocs.io/en/latest/customization.html#step-7-postprocessing-hooks).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "radio.schema.error_responses"],
+    # Request bodies get their own components, without the read-only fields a client cannot send.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Internationalisation -------------------------------------------------
