@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from rest_framework.authtoken.models import Token
 
 from playback import services
-from playback.models import QueueItem
+from playback.models import PlayerCommand, QueueItem
 from radio.models import Role, Station
 from tests.fixtures import ROOT
 from tests.servers import free_port
@@ -62,11 +62,13 @@ def server_url(process_env):
 class Api:
     def __init__(self, base: str, slug: str, token: str) -> None:
         self.base = f"{base}/api/v1/stations/{slug}/queue"
+        self.player = f"{base}/api/v1/stations/{slug}/player/"
         self.token = token
 
-    def call(self, method: str, path: str = "", body: dict | None = None) -> tuple[int, dict | None]:
+    def call(self, method: str, path: str = "", body: dict | None = None, *,
+             base: str | None = None) -> tuple[int, dict | None]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+        request = urllib.request.Request((base or self.base) + path, data=data, method=method, headers={
             "Authorization": f"Token {self.token}", "Content-Type": "application/json",
             "Accept": "application/json"})
         try:
@@ -105,6 +107,7 @@ def test_concurrent_appends_moves_and_removes_keep_positions_dense(api, station,
     tracks = [make_playable(f"Song {i}", f"Artist {i}").pk for i in range(6)]
     appended: list[int] = []
     removed: list[int] = []
+    commands: list[int] = []  # play-now: the item it queued is named in the command
     answers: list[tuple[str, int, dict | None]] = []
     guard = threading.Lock()
     start = threading.Barrier(10)
@@ -116,7 +119,13 @@ def test_concurrent_appends_moves_and_removes_keep_positions_dense(api, station,
             with guard:
                 known = list(appended)
             roll = rng.random()
-            if roll < 0.5 or not known:
+            if roll < 0.1:  # play-now puts the track next, then asks the worker to cut to it
+                status, body = api.call("POST", "play-now", {"track": rng.choice(tracks)}, base=api.player)
+                with guard:
+                    answers.append(("play-now", status, body))
+                    if status == 202:
+                        commands.append(body["command"])
+            elif roll < 0.5 or not known:
                 status, body = api.call("POST", "", {"track": rng.choice(tracks),
                                                      "at": rng.choice(["end", "end", "next"])})
                 with guard:
@@ -141,8 +150,9 @@ def test_concurrent_appends_moves_and_removes_keep_positions_dense(api, station,
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads)
+    appended += [PlayerCommand.objects.get(pk=pk).args["queue_item"] for pk in commands]
 
-    expected = {"append": {201}, "move": {200, 404}, "remove": {204, 404}}
+    expected = {"append": {201}, "play-now": {202}, "move": {200, 404}, "remove": {204, 404}}
     wrong = [(kind, status, body) for kind, status, body in answers if status not in expected[kind]]
     assert not wrong, wrong
     # Gone before the view found it ("No QueueItem matches…") or after (the service's reason).
