@@ -513,6 +513,10 @@ def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) 
 
 def autodj_top_up(*, station: Station) -> list[QueueItem]:
     """Fill the queue up to the station's depth from auto-DJ. Returns the new items."""
+    deep_enough = QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED).count() \
+        >= station.queue_min_depth
+    if deep_enough:  # the worker asks at every heartbeat: no lock for the usual answer
+        return []
     with transaction.atomic():
         _queue_lock(station)
         queued = list(queue_items(station))
