@@ -20,7 +20,7 @@ LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
 
 
 class InstantField(IsoDateTimeField):
-    """An ISO 8601 date-time that stays an ISO 8601 date-time in UTC and in every time zone."""
+    """An ISO 8601 date-time that stays one in UTC and in every time zone; read as UTC."""
 
     default_error_messages = {
         "out_of_range": _("Enter a date-time between %(earliest)s and %(latest)s (UTC)."),
@@ -37,7 +37,8 @@ class InstantField(IsoDateTimeField):
         if in_utc is None or not EARLIEST <= in_utc <= LATEST:
             raise ValidationError(self.error_messages["out_of_range"], code="out_of_range", params={
                 "earliest": EARLIEST.date().isoformat(), "latest": LATEST.date().isoformat()})
-        return value
+        # In UTC: PostgreSQL refuses offsets past ±15:59 that ISO 8601 (and Python) allow.
+        return in_utc
 
 
 class InstantFilter(django_filters.IsoDateTimeFilter):

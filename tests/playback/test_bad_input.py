@@ -59,6 +59,21 @@ def test_a_date_beyond_the_calendar_in_any_zone_is_a_400_naming_it(editor_client
     assert query.split("=")[0] in response.json()
 
 
+@pytest.mark.parametrize("endpoint", ["history.csv", "history"])
+def test_a_utc_offset_postgresql_cannot_store_is_read_as_utc(editor_client, station, playable_track, endpoint):
+    # ISO 8601 allows -19:46; PostgreSQL refuses offsets past ±15:59 (it was a 500).
+    PlayLog.objects.create(station=station, track=playable_track, title="Shir", kind="song",
+                           reason=Reason.AUTODJ, started_at=datetime(2025, 5, 2, 3, 0, tzinfo=UTC),
+                           played_seconds=1.0, outcome=PlayLog.Outcome.COMPLETED)
+    # 12:00 at -19:46 is 07:46 UTC the next day.
+    response = editor_client.get(url(station, endpoint) + "?from=2025-05-01T12:00:00-19:46")
+    assert response.status_code == 200, response.content
+    response = editor_client.get(url(station, endpoint) + "?to=2025-05-01T12:00:00-19:46")
+    assert response.status_code == 200
+    if endpoint == "history":
+        assert [r["title"] for r in response.json()["results"]] == ["Shir"]
+
+
 def test_ordinary_old_and_far_dates_still_export(editor_client, station, playable_track):
     PlayLog.objects.create(station=station, track=playable_track, title="Old", kind="song",
                            reason=Reason.AUTODJ, started_at=datetime(1990, 5, 1, tzinfo=UTC),
