@@ -123,8 +123,13 @@ def signin_locked_message(seconds: int) -> str:
 def log_lockout(sender, request, username=None, ip_address=None, **kwargs) -> None:
     """Receiver of axes' user_locked_out: one line per lockout, for whoever watches the logs."""
     path = getattr(request, "path", "?") if request is not None else "?"
+    if getattr(request, "axes_failures_since_start", None) is None:
+        # axes sends the signal again for every try refused during the lock.
+        logger.info("sign-in refused while locked: username=%r ip=%s path=%s", username, ip_address, path)
+        return
     logger.warning("sign-in locked: username=%r ip=%s path=%s after %s failures, for %s",
-                   username, ip_address, path, settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME)
+                   username, ip_address, path, request.axes_failures_since_start,
+                   settings.AXES_COOLOFF_TIME)
 
 
 # --- API tokens ----------------------------------------------------------------
