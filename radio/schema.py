@@ -55,10 +55,15 @@ def _blank_is_any_of(node: Any) -> None:
             _blank_is_any_of(value)
 
 
-def _page_may_be_empty(parameter: dict[str, Any]) -> None:
-    # DRF's pagination reads `?page=` as the first page.
-    if parameter.get("in") == "query" and parameter.get("name") == "page" and "schema" in parameter:
-        parameter["schema"] = {"anyOf": [parameter["schema"], {"type": "string", "maxLength": 0}]}
+def _query_may_be_empty(parameter: dict[str, Any]) -> None:
+    # An empty query parameter means "not given": django-filter applies no filter for
+    # `?output=` and DRF's pagination reads `?page=` as the first page.
+    schema = parameter.get("schema")
+    if parameter.get("in") != "query" or not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and not ({"enum", "format", "pattern", "minLength"} & schema.keys()):
+        return  # any text, the empty one included
+    parameter["schema"] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
 
 
 def error_responses(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
@@ -72,7 +77,7 @@ def error_responses(result: dict[str, Any], generator, request, public) -> dict[
             responses = operation.setdefault("responses", {})
             parameters = operation.get("parameters", [])
             for parameter in parameters:
-                _page_may_be_empty(parameter)
+                _query_may_be_empty(parameter)
             security = operation.get("security") or []
             signed_in_only = bool(security) and {} not in security
             query = [p for p in parameters if p.get("in") == "query"]
