@@ -135,7 +135,7 @@ class GenreSerializer(serializers.ModelSerializer):
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
-    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = SyncRun

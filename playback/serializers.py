@@ -103,7 +103,7 @@ class CommandAcceptedSerializer(serializers.Serializer):
 
 
 class PlayerCommandSerializer(serializers.ModelSerializer):
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = PlayerCommand
@@ -112,7 +112,7 @@ class PlayerCommandSerializer(serializers.ModelSerializer):
 
 
 class PlayLogSerializer(serializers.ModelSerializer):
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = PlayLog

@@ -31,7 +31,7 @@ from library.models import Genre, Track
 from library.services import track_import_file
 from playback.models import PlayLog, Reason
 from playback.services import command_issue, queue_append
-from radio.models import Notification, Role
+from radio.models import Notification, Role, SyncRun
 from radio.services import notification_post
 from tests.library.audio import make_tone
 
@@ -94,6 +94,17 @@ def on_air_data(station, make_user, tmp_path):
     command_issue(station=station, action="skip", actor=editor)
     notification_post(station=station, actor=editor, message="Studio 2 mic is live",
                       level=Notification.Level.WARNING)
+    # The empty and null cases too, so the schema's nullability is put to the test:
+    # what the system did by itself (no user), an item still on air, a sync still running.
+    PlayLog.objects.create(station=station, track=song, title="Shir", kind="song", started_at=timezone.now(),
+                           played_seconds=0.0, outcome=PlayLog.Outcome.FAILED, failure_reason="unreadable",
+                           reason=Reason.EMERGENCY)
+    command_issue(station=station, action="volume", args={"volume": 40})
+    notification_post(station=station, message="Dead air for 5 s", level=Notification.Level.ERROR,
+                      source="watchdog")
+    SyncRun.objects.create(station=station, kind=SyncRun.Kind.DRIVE_FULL)
+    SyncRun.objects.create(station=station, kind=SyncRun.Kind.GMAIL, status=SyncRun.Status.FAILED,
+                           finished_at=timezone.now(), error="invalid_grant", triggered_by=editor)
     return station
 
 
