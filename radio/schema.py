@@ -28,6 +28,7 @@ REASONS = {
     "401": ("Detail", "No credentials, or a token that is unknown, expired or revoked."),
     "403": ("Detail", "Signed in, but not a member of the station or without the role this needs."),
     "404": ("Detail", "No such station, object or page."),
+    "415": ("Detail", "The body is not in a media type this operation reads (JSON, or multipart for uploads)."),
 }
 
 
@@ -67,7 +68,7 @@ def _query_may_be_empty(parameter: dict[str, Any]) -> None:
 
 
 def error_responses(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
-    """POSTPROCESSING_HOOKS entry: add 400/401/403/404 where the operation can answer them."""
+    """POSTPROCESSING_HOOKS entry: add 400/401/403/404/415 where the operation can answer them."""
     _blank_is_any_of(result)
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Detail", DETAIL)
@@ -90,4 +91,6 @@ def error_responses(result: dict[str, Any], generator, request, public) -> dict[
                 _document(responses, "403")
             if path or any(p.get("name") == "page" for p in query):
                 _document(responses, "404")
+            if "requestBody" in operation:
+                _document(responses, "415")
     return result

@@ -50,3 +50,28 @@ def test_a_username_of_the_wrong_type_is_a_400(admin_client, station):
         response = admin_client.post(members, {"username": bad, "role": "viewer"}, format="json")
         assert response.status_code == 400 and "username" in response.json(), bad
 
+
+
+def test_bodies_are_json_a_form_is_refused_with_415(admin_client, station):
+    # In a form an empty field means "not given": `time_zone=` used to be accepted as no change.
+    response = admin_client.patch(f"/api/v1/stations/{station.slug}", "time_zone=",
+                                  content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and "detail" in response.json()
+    response = admin_client.patch(f"/api/v1/stations/{station.slug}", {"time_zone": ""}, format="json")
+    assert response.status_code == 400 and "time_zone" in response.json()
+
+
+def test_the_schema_documents_the_errors_each_operation_can_answer(admin_client):
+    schema = admin_client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+    append = paths["/api/v1/stations/{station_slug}/queue"]["post"]
+    assert {"201", "400", "401", "403", "404", "415"} <= append["responses"].keys()
+    assert list(append["requestBody"]["content"]) == ["application/json"]
+    assert append["responses"]["403"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Detail"}
+    upload = paths["/api/v1/stations/{station_slug}/tracks"]["post"]
+    assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
+    public = paths["/api/v1/public/stations/{station_slug}/now-playing"]["get"]
+    assert set(public["responses"]) == {"200", "404"}  # no sign-in, no roles, no input to refuse
+    me = paths["/api/v1/me"]["get"]
+    assert {"200", "401", "403"} <= me["responses"].keys() and "404" not in me["responses"]
