@@ -17,7 +17,7 @@ from django.utils.translation import ngettext
 from library.admin import editable_stations, format_duration
 from library.models import Track
 from playback.models import EmergencyTrack, PlayerCommand, PlayLog, QueueItem
-from playback.services import QueueError, playlog_csv_lines, queue_remove
+from playback.services import QueueError, QueueItemGone, playlog_csv_lines, queue_remove
 from playback.views import as_run_filename, csv_response
 from radio.admin import ReadOnlyAdminMixin, StationScopedAdmin
 from radio.models import Station
@@ -48,13 +48,20 @@ class QueueItemAdmin(StationScopedAdmin):
         return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj) -> None:
-        queue_remove(item=obj, actor=request.user)
+        try:
+            queue_remove(item=obj, actor=request.user)
+        except QueueItemGone:
+            pass  # removed (or played) a moment ago by someone else: what was asked is so
+        except QueueError as exc:
+            self.message_user(request, str(exc), messages.WARNING)
 
     def delete_queryset(self, request, queryset) -> None:
         kept = 0
         for item in queryset.filter(station__in=editable_stations(request.user)).select_related("station"):
             try:
                 queue_remove(item=item, actor=request.user)
+            except QueueItemGone:
+                pass  # removed or played meanwhile: gone, as asked
             except QueueError:
                 kept += 1
         if kept:

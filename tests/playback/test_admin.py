@@ -76,6 +76,29 @@ def test_the_item_on_air_is_not_deleted_from_the_admin(editor, station, make_pla
     assert AuditEntry.objects.filter(action="queue.remove", object_id=str(waiting.pk)).exists()
 
 
+def test_an_item_removed_by_someone_else_meanwhile_is_no_error_in_the_admin(
+        editor, station, make_playable, monkeypatch):
+    """The confirmation page loaded the item; another operator's request removes it before the
+    admin's delete runs (the window between the admin's lookup and its delete)."""
+    from django.contrib.admin import site
+
+    from playback.services import queue_remove
+    item = queue_append(station=station, track=make_playable("Shalom"))
+    model_admin = site._registry[QueueItem]
+    real_get_object = model_admin.get_object
+
+    def get_then_lose(request, object_id, from_field=None):
+        obj = real_get_object(request, object_id, from_field)
+        if obj is not None and request.method == "POST":
+            queue_remove(item=obj)  # the other operator wins the race
+        return obj
+
+    monkeypatch.setattr(model_admin, "get_object", get_then_lose)
+    response = signed_in(editor).post(f"{QUEUE}{item.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not QueueItem.objects.exists()
+
+
 def test_queue_items_are_not_added_or_edited_in_the_admin(editor, station, make_playable):
     item = queue_append(station=station, track=make_playable("Shalom"))
     client = signed_in(editor)
