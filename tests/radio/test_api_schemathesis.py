@@ -29,10 +29,10 @@ from werkzeug.test import Client
 
 from library.models import Genre, Track
 from library.services import track_import_file
-from playback.models import PlayLog, Reason
-from playback.services import command_issue, queue_append
+from playback.models import PlayerState, PlayLog, Reason
+from playback.services import command_issue, playback_lease_key, queue_append
 from radio.models import Notification, Role, SyncRun
-from radio.services import notification_post
+from radio.services import lease_acquire, notification_post
 from tests.library.audio import make_tone
 
 pytestmark = pytest.mark.django_db
@@ -156,13 +156,38 @@ def fuzz(schema, *, station, user) -> list[str]:
     return failures
 
 
+def load_schema(app, user):
+    return schemathesis.openapi.from_wsgi("/api/schema", app,
+                                          headers={"Authorization": f"Token {token_for(app, user)}",
+                                                   "Accept": "application/vnd.oai.openapi+json"})
+
+
+def test_now_playing_on_air_answers_as_the_schema_says(on_air_data, make_user, wsgi_app):
+    """The fuzzing above runs with no worker (nothing on air): the on-air shape is checked here."""
+    station = on_air_data
+    lease_acquire(key=playback_lease_key(station), owner="test:1:abc", stale_after=60, station=station)
+    song = Track.objects.get(station=station, title="Shir")
+    PlayerState.objects.create(station=station, is_playing=True, current_track=song,
+                               current_reason=Reason.AUTODJ, started_at=timezone.now() - timedelta(seconds=30),
+                               position=30.0, duration=180.0)
+    viewer = make_user(Role.VIEWER, station, username="listener")
+    schema = load_schema(wsgi_app, viewer)
+    auth = {"Authorization": f"Token {token_for(wsgi_app, viewer)}"}
+    for path in ("/api/v1/stations/{station_slug}/now-playing", "/api/v1/stations/{station_slug}/queue"):
+        case = schema[path]["GET"].Case(path_parameters={"station_slug": station.slug})
+        response = case.call_and_validate(headers=auth, app=wsgi_app, excluded_checks=EXCLUDED_CHECKS)
+        assert response.status_code == 200
+    assert response.json()[0]["status"] == "queued"
+    case = schema["/api/v1/stations/{station_slug}/now-playing"]["GET"].Case(
+        path_parameters={"station_slug": station.slug})
+    data = case.call(headers=auth, app=wsgi_app).json()
+    assert data["now_playing"]["track"]["title"] == "Shir" and data["playing_next"]["track"]["title"] == "Shir"
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.VIEWER])
 def test_every_operation_answers_as_the_schema_says(on_air_data, make_user, wsgi_app, role):
     user = make_user(role, on_air_data, username=f"fuzz-{role}")
-    token = token_for(wsgi_app, user)
-    schema = schemathesis.openapi.from_wsgi("/api/schema", wsgi_app,
-                                            headers={"Authorization": f"Token {token}",
-                                                     "Accept": "application/vnd.oai.openapi+json"})
+    schema = load_schema(wsgi_app, user)
     failures = fuzz(schema, station=on_air_data, user=user)
     assert not failures, "\n\n".join(failures)
