@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from radio.models import Role
-from tests.fixtures import ROOT
-from tests.servers import free_port
+from tests.asgi_server import uvicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,32 +19,10 @@ SCREENSHOTS = Path(os.environ.get("ONAIR_SCREENSHOTS", "/tmp/onair-screenshots")
 
 @pytest.fixture
 def live_url(process_env):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "settings.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning",
-         # The browser may still hold WebSockets open when the server is stopped.
-         "--timeout-graceful-shutdown", "2"],
-        env=process_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/login/", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"uvicorn did not start: {server.stderr.read()}") from None
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=10)
+    # The browser may still hold WebSockets open when the server is stopped: uvicorn_server
+    # gives them --timeout-graceful-shutdown 2.
+    with uvicorn_server(process_env) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

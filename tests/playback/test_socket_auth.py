@@ -9,10 +9,6 @@ reports 1006, as for a network failure). A foreign Origin is refused at the hand
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from channels.db import database_sync_to_async
@@ -25,8 +21,7 @@ from websockets.sync.client import connect as ws_connect
 from radio.models import Role
 from radio.origin import ExactOriginValidator
 from settings.asgi import application
-from tests.fixtures import ROOT
-from tests.servers import free_port
+from tests.asgi_server import uvicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -184,29 +179,8 @@ def test_a_malformed_allowed_origin_stops_the_server_with_a_clear_error():
 
 @pytest.fixture
 def uvicorn_port(process_env):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "settings.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
-        env=process_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"uvicorn did not start: {process.stderr.read()}") from None
-            time.sleep(0.1)
-    yield port
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    with uvicorn_server(process_env) as port:
+        yield port
 
 
 def _open(port: int, slug: str, *, origin: str | None = None, cookie: str | None = None):

@@ -9,8 +9,6 @@ middleware with real failures too.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,8 +28,8 @@ from rest_framework.views import APIView
 from library.models import Track
 from playback.models import QueueItem
 from radio.models import Role, Station
-from tests.fixtures import ROOT
-from tests.servers import TcpProxy, free_port
+from tests.asgi_server import uvicorn_server
+from tests.servers import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,33 +81,11 @@ def server(process_env):
     redis_proxy = TcpProxy(urlsplit(process_env["REDIS_URL"]).port)
     env = dict(process_env, DATABASE_URL=_through(process_env["DATABASE_URL"], database),
                REDIS_URL=_through(process_env["REDIS_URL"], redis_proxy))
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "settings.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/login/", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"uvicorn did not start: {process.stderr.read()}") from None
-            time.sleep(0.1)
-    yield Server(url, database, redis_proxy)
-    # Cut first: a request hung on a blackholed connection then ends at once.
-    database.close()
-    redis_proxy.close()
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    with uvicorn_server(env) as port:
+        yield Server(f"http://127.0.0.1:{port}", database, redis_proxy)
+        # Cut first: a request hung on a blackholed connection then ends at once.
+        database.close()
+        redis_proxy.close()
 
 
 @pytest.fixture

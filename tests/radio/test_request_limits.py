@@ -17,7 +17,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from radio.models import Notification, Role
-from tests.radio.asgi_server import uvicorn_server
+from tests.asgi_server import uvicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

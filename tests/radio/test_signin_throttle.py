@@ -20,7 +20,7 @@ from django.test import Client
 from django.utils import timezone
 
 from radio.models import Role
-from tests.radio.asgi_server import uvicorn_server
+from tests.asgi_server import uvicorn_server
 
 pytestmark = pytest.mark.django_db
 
