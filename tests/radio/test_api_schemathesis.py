@@ -39,7 +39,7 @@ pytestmark = pytest.mark.django_db
 
 # Examples per operation and generation mode: about 45 operations × 2 modes × 2 roles stay
 # within the two minutes this test may take.
-EXAMPLES = 6
+EXAMPLES = 15
 PASSWORD = "pw-Secret-123"
 # Every check schemathesis has runs (no 5xx, status codes, content types, headers and bodies as
 # documented, auth enforced, 405 for undocumented methods, …) except two, which judge whether
