@@ -15,10 +15,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from playback.routing import websocket_urlpatterns  # noqa: E402
+from radio.db import guard_sessions  # noqa: E402
 from radio.middleware import RequestLimitMiddleware  # noqa: E402
 from radio.origin import ExactOriginValidator  # noqa: E402
+
+# A request that loses the database inside a transaction must not hold the queue lock for hours.
+guard_sessions(idle_in_transaction=settings.DB_IDLE_IN_TRANSACTION_SECONDS)
 
 application = ProtocolTypeRouter(
     {

@@ -355,6 +355,9 @@ PLAYBACK_NICE = env_int("PLAYBACK_NICE", -10)
 # A database call of the playback worker's backstage thread that has not returned after
 # this many seconds is ended by shutting its socket (a silent server is covered by no time-out).
 PLAYBACK_DB_DEADLINE = env_float("PLAYBACK_DB_DEADLINE", 10.0, minimum=1.0)
+# PostgreSQL ends a web or playback-worker session left idle inside a transaction this long
+# (a lost client), releasing its locks (radio/db.py). 0 turns the guard off.
+DB_IDLE_IN_TRANSACTION_SECONDS = env_float("DB_IDLE_IN_TRANSACTION_SECONDS", 20.0, minimum=0.0)
 # An operator's command (Skip, Pause, …) the worker has not taken within this many
 # seconds expires instead of firing late, and the operators are told.
 PLAYBACK_COMMAND_MAX_AGE = env_float("PLAYBACK_COMMAND_MAX_AGE", 10.0, minimum=1.0)

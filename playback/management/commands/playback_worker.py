@@ -24,6 +24,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from playback.engine import Engine, OutputConfig
 from playback.services import playback_lease_key, worker_channel
 from playback.worker import PlaybackWorker
+from radio.db import guard_sessions
 from radio.models import Station
 from radio.notify import ChannelLoop, send_in_background
 from radio.services import heartbeat_age, lease_acquire, lease_holder, lease_release, worker_identity
@@ -57,6 +58,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, station: str, oneshot: bool, output: str | None = None, **options) -> None:
         self.shutdown = False
+        # Before the first connection: a transaction of ours cut off mid-way (a hung socket the
+        # backstage gives up on) must not hold the station's queue lock on the server for hours.
+        guard_sessions(idle_in_transaction=settings.DB_IDLE_IN_TRANSACTION_SECONDS)
         self.station = Station.objects.filter(slug=station).first()
         if self.station is None:
             raise CommandError(f"No station with slug {station!r}.")
