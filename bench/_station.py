@@ -409,9 +409,13 @@ class BenchStation:
             cursor.execute("SELECT coalesce(state, '?'), count(*) FROM pg_stat_activity "
                            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1")
             by_state = dict(cursor.fetchall())
+            cursor.execute("SELECT application_name, count(*) FROM pg_stat_activity "
+                           "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1")
+            by_application = dict(cursor.fetchall())
             cursor.execute("SHOW max_connections")
             limit = int(cursor.fetchone()[0])
-        return {"total": sum(by_state.values()), "by_state": by_state, "max_connections": limit}
+        return {"total": sum(by_state.values()), "by_state": by_state, "by_application": by_application,
+                "max_connections": limit}
 
     def cpu(self) -> dict[str, float]:
         return {"web": tree_cpu(self.web.pid), "postgres": tree_cpu(self.postmaster_pid),
