@@ -634,6 +634,7 @@ class PlaybackWorker:
             return
         self.status.last_broadcast = now
         station_notify(self.slug, MessageType.PLAYBACK_STATUS, self.status_data())
+        services.now_playing_publish(self.station, self.status_data())  # the REST now-playing's copy
 
     def status_data(self) -> dict[str, Any]:
         on_air = self.on_air
