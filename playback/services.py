@@ -75,15 +75,19 @@ def track_brief(track: Track | None) -> dict[str, Any] | None:
             "duration": track.duration, "cue_in": track.cue_in, "cue_out": track.cue_out}
 
 
-def _changed(station: Station) -> None:
-    """After a committed queue change: tell clients and wake the worker."""
+def _changed(station: Station, *, nudge: bool = True) -> None:
+    """After a committed queue change: tell clients (the whole queue, read once for every
+    socket) and wake the worker, unless the worker made the change."""
     slug = station.slug
 
     def send() -> None:
         station_notify(slug, MessageType.QUEUE_UPDATE, {"queue": queue_data(station)})
-        worker_nudge(station)
+        if nudge:
+            worker_nudge(station)
 
-    transaction.on_commit(send)
+    # robust: the change is committed; a failed read for the live update is logged, never raised
+    # into the caller (the worker's write-behind would run its job again).
+    transaction.on_commit(send, robust=True)
 
 
 def _check_playable(station: Station, track: Track) -> None:
@@ -238,7 +242,7 @@ def queue_clear(*, station: Station, actor=None) -> int:
 
 
 # The playback worker's own queue writes (on its backstage thread, never the on-air one). They
-# take the same lock; they send no queue_update: the worker's status message carries the queue.
+# take the same lock and send a queue_update (the status messages do not carry the queue).
 
 def queue_item_started(*, station: Station, item_id: int) -> bool:
     """The worker put the item on air: it is marked playing and listed first. False if it is gone."""
@@ -247,6 +251,7 @@ def queue_item_started(*, station: Station, item_id: int) -> bool:
         if not QueueItem.objects.filter(pk=item_id, station=station).update(status=QueueItem.Status.PLAYING):
             return False
         _queue_renumber(station)
+        _changed(station, nudge=False)
     return True
 
 
@@ -257,6 +262,7 @@ def queue_item_done(*, station: Station, item_id: int) -> bool:
         deleted, _ = QueueItem.objects.filter(pk=item_id, station=station).delete()
         if deleted:
             _queue_renumber(station)
+            _changed(station, nudge=False)
     return bool(deleted)
 
 
@@ -636,6 +642,7 @@ def playback_snapshot(station: Station) -> dict[str, Any]:
             position = min(position, state.duration)
     return {
         "station": station.slug,
+        "server_time": timezone.now().isoformat(),  # `position` is as of this time (clients' clock sync)
         "worker": {
             "up": worker_up,
             "heartbeat_at": beat.beat_at.isoformat() if beat and beat.beat_at else None,
