@@ -11,6 +11,8 @@ HTTP connection, send requests back to back for `--seconds`. Per endpoint: reque
 req/s, latency p50/p95/p99/max, errors by status, CPU seconds of the web process and
 of PostgreSQL (the postmaster and every backend, exited ones included) and of this
 client, and PostgreSQL client connections right after the endpoint's run.
+With `--rate R` the clients together offer R requests/s instead (paced; each latency is
+timed from when its request was due, so a server that falls behind is not excused).
 Works with page-number and cursor pagination (deep history pages: `?page=N`, or the
 `next` links walked once beforehand). The last line is JSON.
 """
@@ -91,10 +93,14 @@ def endpoint_paths(name: str, station: BenchStation, info: dict) -> tuple[list[s
 
 class Client(threading.Thread):
     def __init__(self, port: int, paths: list[str], headers: dict[str, str], offset: int,
-                 start: threading.Event, deadline: list[float]) -> None:
+                 ready: threading.Semaphore, start: threading.Event, deadline: list[float],
+                 interval: float = 0.0, clients: int = 1) -> None:
         super().__init__(daemon=True)
+        # Paced: one request every `interval` s, the clients' first ones spread over one interval
+        # (0: back to back).
+        self.interval, self.clients = interval, clients
         self.port, self.paths, self.headers, self.offset = port, paths, headers, offset
-        self.start_event, self.deadline = start, deadline
+        self.ready, self.start_event, self.deadline = ready, start, deadline
         self.latencies: list[float] = []
         self.errors: Counter[str] = Counter()
         self.bytes = 0
@@ -118,11 +124,19 @@ class Client(threading.Thread):
         except (OSError, http.client.HTTPException):
             self.connection = None
         self.bytes = 0
+        self.ready.release()
         self.start_event.wait()
-        while time.perf_counter() < self.deadline[0]:
+        due = time.perf_counter() + self.interval * self.offset / self.clients
+        while (due if self.interval else time.perf_counter()) < self.deadline[0]:
             n += 1
             path = self.paths[n % len(self.paths)]
             t0 = time.perf_counter()
+            if self.interval:
+                # Timed from when the request was due, so a slow server is not excused for the
+                # requests it delayed (no coordinated omission).
+                if due > t0:
+                    time.sleep(due - t0)
+                t0, due = due, due + self.interval
             try:
                 status = self._request(path)
             except (OSError, http.client.HTTPException) as exc:
@@ -139,15 +153,18 @@ class Client(threading.Thread):
 
 
 def run_endpoint(station: BenchStation, name: str, paths: list[str], auth: bool, clients: int,
-                 seconds: float) -> dict:
+                 seconds: float, rate: float = 0.0) -> dict:
     headers = {"Accept": "application/json", "Connection": "keep-alive"}
     if auth:
         headers["Authorization"] = f"Token {station.token}"
-    start, deadline = threading.Event(), [0.0]
-    threads = [Client(station.port, paths, headers, i, start, deadline) for i in range(clients)]
+    ready, start, deadline = threading.Semaphore(0), threading.Event(), [0.0]
+    interval = clients / rate if rate else 0.0
+    threads = [Client(station.port, paths, headers, i, ready, start, deadline, interval, clients)
+               for i in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(min(5.0, 0.5 + 0.05 * clients))  # every client has made its warm-up request
+    for _ in threads:  # every client has made its warm-up request
+        ready.acquire(timeout=120)
     cpu_before = station.cpu()
     t0 = time.perf_counter()
     deadline[0] = t0 + seconds
@@ -161,11 +178,13 @@ def run_endpoint(station: BenchStation, name: str, paths: list[str], auth: bool,
     cpu = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
     done = len(latencies)
     result = {
-        "endpoint": name, "paths": len(paths), "clients": clients, "seconds": round(wall, 2),
+        "endpoint": name, "paths": len(paths), "clients": clients, "offered_rate": rate or None,
+        "seconds": round(wall, 2),
         "requests": done, "req_per_s": round(done / wall, 1), "latency_ms": percentiles(latencies),
         "errors": dict(errors), "error_count": sum(errors.values()),
         "mean_response_bytes": round(sum(t.bytes for t in threads) / max(1, done)),
-        "cpu_s": cpu, "cpu_ms_per_request": {k: round(1000 * v / max(1, done), 2) for k, v in cpu.items()},
+        "cpu_s": cpu, "web_cpu_share": round(cpu["web"] / wall, 2),
+        "cpu_ms_per_request": {k: round(1000 * v / max(1, done), 2) for k, v in cpu.items()},
         "pg_connections_after": station.pg_connections(),
     }
     lat = result["latency_ms"]
@@ -195,6 +214,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30.0, help="per endpoint")
     parser.add_argument("--endpoints", nargs="+", default=ENDPOINTS, choices=ENDPOINTS)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="paced: total requests/s offered by the clients together (0: each client "
+                             "sends back to back, i.e. measures saturation)")
     parser.add_argument("--deep-page", type=int, default=900, help="deepest history page asked for")
     parser.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the web process and worker (e.g. DB_CONN_MAX_AGE=0)")
@@ -210,7 +232,7 @@ def main() -> None:
         connections_before = station.pg_connections()
         for name in args.endpoints:
             paths, auth = endpoint_paths(name, station, info)
-            results.append(run_endpoint(station, name, paths, auth, args.clients, args.seconds))
+            results.append(run_endpoint(station, name, paths, auth, args.clients, args.seconds, args.rate))
         status, now_playing = station.call("GET", f"{API}/now-playing")
         still_playing = status == 200 and bool(now_playing.get("is_playing"))
         health = station.call("GET", "/healthz", auth=False)[1]
@@ -221,6 +243,7 @@ def main() -> None:
     info.pop("deep_page")
     figures = {
         "benchmark": "api_load", "tracks": args.tracks, "plays": args.plays, "clients": args.clients,
+        "rate": args.rate or None,
         "seconds_per_endpoint": args.seconds, "web_command": " ".join(station.web_command[1:]),
         "web_env": station.web_env, "setup": station.timings, **info,
         "search_matches": matches, "pg_connections_before": connections_before,
