@@ -203,3 +203,38 @@ def test_requests_that_waited_for_a_connection_are_logged_as_pressure():
         message = pool_pressure(pool.pop_stats())
     assert message is not None
     assert "1 of 2 requests waited" in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_finds_every_connection_busy_waits_a_bounded_time_then_answers_json_503(
+        process_env, station, make_user):
+    token = Token.objects.create(user=make_user(Role.VIEWER, station)).key
+    env = dict(process_env, DB_POOL_MIN="1", DB_POOL_MAX="1", DB_POOL_TIMEOUT="1")
+    queue = f"/api/v1/stations/{station.slug}/queue"
+    answers: dict[str, tuple[int, dict]] = {}
+
+    def get(name: str, port: int) -> None:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{queue}",
+                                         headers={"Authorization": f"Token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answers[name] = (response.status, json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            answers[name] = (exc.code, json.loads(exc.read()))
+
+    with uvicorn_server(env) as port, psycopg.connect(_admin_dsn()) as locker:
+        # Another session holds the queue: the first request waits on it, holding the one connection.
+        locker.execute("LOCK TABLE playback_queueitem IN ACCESS EXCLUSIVE MODE")
+        first = threading.Thread(target=get, args=("first", port))
+        first.start()
+        time.sleep(1.0)
+        started = time.monotonic()
+        get("second", port)
+        waited = time.monotonic() - started
+        locker.rollback()  # the lock goes: the first request finishes
+        first.join()
+
+    status, body = answers["second"]
+    assert status == 503 and body["unavailable"] == "database", body
+    assert 0.9 <= waited < 5  # DB_POOL_TIMEOUT, not PostgreSQL's "too many clients" nor a hang
+    assert answers["first"][0] == 200
