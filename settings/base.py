@@ -333,6 +333,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "onair",
+        # A Redis that stops answering fails a cache call within seconds instead of holding the
+        # request (now-playing then reads the database): redis-py waits forever by default.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 

@@ -187,3 +187,31 @@ def test_history_cursor_keeps_the_asked_order_and_filters(token_client, station,
     filtered = token_client.get(url(station, "history") + "?from=2025-05-01T08:20:00Z").json()
     assert len(filtered["results"]) == 20 and filtered["next"] is None
     assert token_client.get(url(station, "history") + "?cursor=not-a-cursor").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_now_playing_answers_from_the_database_within_seconds_while_redis_is_silent(
+        process_env, station, make_user, forget_published):
+    import json
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from tests.asgi_server import uvicorn_server
+    from tests.servers import TcpProxy
+
+    token = Token.objects.create(user=make_user(Role.VIEWER, station)).key
+    redis_proxy = TcpProxy(urlsplit(process_env["REDIS_URL"]).port)
+    env = dict(process_env, REDIS_URL=f"redis://127.0.0.1:{redis_proxy.port}/0")
+    try:
+        with uvicorn_server(env) as port:
+            redis_proxy.blackhole()  # the cache's socket neither answers nor closes
+            started = time.monotonic()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{url(station, 'now-playing')}",
+                                             headers={"Authorization": f"Token {token}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                data = json.loads(response.read())
+            waited = time.monotonic() - started
+    finally:
+        redis_proxy.close()
+    assert data["station"]["slug"] == station.slug and data["is_online"] is False
+    assert waited < 6  # the cache gives up after its socket time-out (2 s), the database answers
