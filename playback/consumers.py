@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 MEMBERSHIP_RECHECK = 120.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+FORWARDED = frozenset(str(t) for t in MessageType)
 
 
 def recheck_delay(first: bool, period: float | None = None, rng: random.Random | None = None) -> float:
@@ -164,6 +165,16 @@ class StationConsumer(AsyncJsonWebsocketConsumer):
     async def access_changed(self, event: dict) -> None:
         """`access.changed` on the user's group: a membership or the account changed."""
         await self._recheck()
+
+    async def dispatch(self, message: dict) -> None:
+        # Forwarding touches no database: skip Channels' close_old_connections() before each
+        # handler, a hop to the one thread-sensitive sync thread per message and socket (1,000
+        # sockets queued behind it: most of a change's fan-out time). Handlers that use the
+        # database go through database_sync_to_async, which closes old connections itself.
+        if message.get("type") in FORWARDED:
+            await self._forward(message)
+            return
+        await super().dispatch(message)
 
     async def _forward(self, event: dict) -> None:
         if self.revoked:
