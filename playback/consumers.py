@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # The safety net: an access change is announced at once (`access.changed`); this only
 # catches what no signal reports (e.g. a row changed with a bulk UPDATE).
-MEMBERSHIP_RECHECK = 120.0
+MEMBERSHIP_RECHECK = 300.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 FORWARDED = frozenset(str(t) for t in MessageType)
