@@ -32,9 +32,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from library import storage
-from library.filters import SearchFilter, SyncRunFilter, TrackFilter, TrackSearchFilter
+from library.filters import SearchFilter, SyncRunFilter, TrackFilter
 from library.models import Genre, Track
-from library.pagination import CappedCountPagination
 from library.serializers import (
     DetailSerializer,
     DuplicatesSerializer,
@@ -197,10 +196,9 @@ class TrackViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
     queryset = Track.objects.none()
     lookup_value_regex = r"\d+"
     http_method_names = ["get", "post", "patch", "head", "options"]
-    # Search over an indexed normalised column, ranked; a count that stops at 1,000 matches.
-    filter_backends = [DjangoFilterBackend, TrackSearchFilter, filters.OrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, filters.OrderingFilter]
     filterset_class = TrackFilter
-    pagination_class = CappedCountPagination
+    search_fields = ["title", "artist", "album"]
     ordering_fields = ["title", "artist", "created_at", "play_count", "last_played_at", "duration"]
 
     def get_queryset(self):
