@@ -195,7 +195,7 @@ class RequestLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _headers(scope)
+        headers = scope_headers(scope)
         path = scope.get("path", "")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         try:
@@ -246,7 +246,8 @@ class RequestLimitMiddleware:
         await self.app(scope, counting_receive, guarded_send)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def scope_headers(scope: Scope) -> dict[str, str]:
+    """An ASGI scope's headers by lower-case name, decoded as HTTP says (latin-1)."""
     return {name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope.get("headers") or []}
 

@@ -23,6 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http.request import split_domain_port, validate_host
 
+from radio.middleware import scope_headers
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -70,8 +72,7 @@ def own_origin(scope: dict) -> Origin | None:
     As Django's `request.is_secure()` and `get_host()` (SECURE_PROXY_SSL_HEADER and
     USE_X_FORWARDED_HOST behind a proxy that sets them).
     """
-    headers = {name.decode("latin-1").lower(): value.decode("latin-1")
-               for name, value in scope.get("headers") or []}
+    headers = scope_headers(scope)
     secure = scope.get("scheme", "ws") in ("wss", "https")
     if settings.SECURE_PROXY_SSL_HEADER:
         name, wanted = settings.SECURE_PROXY_SSL_HEADER
