@@ -42,7 +42,7 @@ from library.drive_tree import (
     own_trash,
     split_path,
 )
-from library.models import DriveFolder, Track, normalise
+from library.models import DriveFolder, Track
 from library.services import genre_for, track_apply, track_attach_file, track_enqueue_analysis
 from library.tags import AUDIO_EXTENSIONS, display_text, sniff_extension
 from radio.google import GoogleNotConfigured, google_execute, google_service, station_credentials
@@ -216,7 +216,7 @@ class Syncer:
                 changed.append((track, fields))
         if new:
             for track in new:
-                track.dedupe_key = f"{normalise(track.artist)}|{normalise(track.title)}"
+                track.derive_keys()
             Track.objects.bulk_create(new, batch_size=1000)
         self.save_tracks(changed)
 
@@ -225,10 +225,11 @@ class Syncer:
             return
         fields = {name for _track, names in changed for name in names}
         tracks = [track for track, _names in changed]
-        if {"artist", "title"} & fields:
+        derived = Track.derived_fields(fields)
+        if derived:
             for track in tracks:
-                track.dedupe_key = f"{normalise(track.artist)}|{normalise(track.title)}"
-            fields.add("dedupe_key")
+                track.derive_keys()
+            fields |= derived
         Track.objects.bulk_update(tracks, sorted(fields | {"updated_at"}), batch_size=1000)
         self.progress.add("updated", len(tracks))
 

@@ -10,6 +10,7 @@ from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 
 from library.models import Track
+from library.search import MAX_QUERY_CHARS, track_search
 from radio.models import SyncRun
 from radio.serializers import MAX_ID
 
@@ -36,6 +37,32 @@ class SearchFilter(filters.SearchFilter):
         if "\x00" in value:
             raise ValidationError({self.search_param: [_("Null characters are not allowed.")]})
         return super().get_search_terms(request)
+
+
+class TrackSearchFilter(SearchFilter):
+    """`?search=`: every word in the title, artist or album, best matches first (library/search.py).
+
+    Replaces DRF's `UPPER(col) LIKE '%w%'` over three columns, which no index can serve. An
+    explicit `?ordering=` still wins over the relevance order (OrderingFilter runs after this).
+    """
+
+    search_description = _("Words to find in the title, artist or album (case, niqqud and accents "
+                           "ignored); exact and prefix matches come first unless `ordering` is given.")
+
+    def filter_queryset(self, request, queryset, view):
+        value = request.query_params.get(self.search_param, "")
+        if "\x00" in value:
+            raise ValidationError({self.search_param: [_("Null characters are not allowed.")]})
+        if len(value) > MAX_QUERY_CHARS:
+            raise ValidationError({self.search_param: [
+                _("Search text is limited to %(limit)d characters.") % {"limit": MAX_QUERY_CHARS}]})
+        return track_search(queryset, value)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["maxLength"] = MAX_QUERY_CHARS
+        return parameters
 
 
 class TrackFilter(django_filters.FilterSet):

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from library.search import track_search_text
 from radio.models import Station
 
 
@@ -134,6 +135,9 @@ class Track(models.Model):
     edited_fields = models.JSONField(_("edited by hand"), default=list, blank=True)
     dedupe_key = models.CharField(max_length=600, blank=True, db_index=True,
                                   help_text=_("Normalised artist + title."))
+    # Title, artist and album as search compares them (library/search.py); on PostgreSQL a
+    # trigram GIN index (migration 0005) serves `LIKE '%word%'` on it.
+    search_text = models.TextField(blank=True, default="", editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -152,19 +156,33 @@ class Track(models.Model):
         indexes = [
             models.Index(fields=["station", "source", "source_parent"]),
             models.Index(fields=["station", "kind", "enabled"]),
+            # The API's default order and `?genre=…&ordering=title` read pages off an index.
+            models.Index(fields=["station", "artist", "title"], name="track_station_artist_title"),
+            models.Index(fields=["station", "genre", "title"], name="track_station_genre_title"),
         ]
 
     def __str__(self) -> str:
         return f"{self.artist} – {self.title}" if self.artist else self.title
 
     def save(self, *args, **kwargs) -> None:
-        self.dedupe_key = f"{normalise(self.artist)}|{normalise(self.title)}"
+        self.derive_keys()
         fields = kwargs.get("update_fields")
         if fields is not None:
-            # Only a save that writes artist or title may write the key derived from them.
-            extra = {"dedupe_key"} if {"artist", "title"} & set(fields) else set()
-            kwargs["update_fields"] = {*fields, *extra, "updated_at"}
+            # Only a save that writes artist, title or album may write the keys derived from them.
+            kwargs["update_fields"] = {*fields, *self.derived_fields(fields), "updated_at"}
         super().save(*args, **kwargs)
+
+    def derive_keys(self) -> None:
+        """Set the columns derived from title, artist and album (bulk_create/bulk_update skip save())."""
+        self.dedupe_key = f"{normalise(self.artist)}|{normalise(self.title)}"
+        self.search_text = track_search_text(self.title, self.artist, self.album)
+
+    @staticmethod
+    def derived_fields(fields) -> set[str]:
+        """The derived columns a write of `fields` must write too."""
+        fields = set(fields)
+        return ({"dedupe_key"} if {"artist", "title"} & fields else set()) | (
+            {"search_text"} if {"artist", "title", "album"} & fields else set())
 
     @property
     def is_playable(self) -> bool:

@@ -32,8 +32,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from library import storage
-from library.filters import SearchFilter, SyncRunFilter, TrackFilter
+from library.filters import SearchFilter, SyncRunFilter, TrackFilter, TrackSearchFilter
 from library.models import Genre, Track
+from library.pagination import CappedCountPagination
 from library.serializers import (
     DetailSerializer,
     DuplicatesSerializer,
@@ -196,9 +197,10 @@ class TrackViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
     queryset = Track.objects.none()
     lookup_value_regex = r"\d+"
     http_method_names = ["get", "post", "patch", "head", "options"]
-    filter_backends = [DjangoFilterBackend, SearchFilter, filters.OrderingFilter]
+    # Search over an indexed normalised column, ranked; a count that stops at 1,000 matches.
+    filter_backends = [DjangoFilterBackend, TrackSearchFilter, filters.OrderingFilter]
     filterset_class = TrackFilter
-    search_fields = ["title", "artist", "album"]
+    pagination_class = CappedCountPagination
     ordering_fields = ["title", "artist", "created_at", "play_count", "last_played_at", "duration"]
 
     def get_queryset(self):

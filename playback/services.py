@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import time
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -74,15 +75,19 @@ def track_brief(track: Track | None) -> dict[str, Any] | None:
             "duration": track.duration, "cue_in": track.cue_in, "cue_out": track.cue_out}
 
 
-def _changed(station: Station) -> None:
-    """After a committed queue change: tell clients and wake the worker."""
+def _changed(station: Station, *, nudge: bool = True) -> None:
+    """After a committed queue change: tell clients (the whole queue, read once for every
+    socket) and wake the worker, unless the worker made the change."""
     slug = station.slug
 
     def send() -> None:
         station_notify(slug, MessageType.QUEUE_UPDATE, {"queue": queue_data(station)})
-        worker_nudge(station)
+        if nudge:
+            worker_nudge(station)
 
-    transaction.on_commit(send)
+    # robust: the change is committed; a failed read for the live update is logged, never raised
+    # into the caller (the worker's write-behind would run its job again).
+    transaction.on_commit(send, robust=True)
 
 
 def _check_playable(station: Station, track: Track) -> None:
@@ -237,7 +242,7 @@ def queue_clear(*, station: Station, actor=None) -> int:
 
 
 # The playback worker's own queue writes (on its backstage thread, never the on-air one). They
-# take the same lock; they send no queue_update: the worker's status message carries the queue.
+# take the same lock and send a queue_update (the status messages do not carry the queue).
 
 def queue_item_started(*, station: Station, item_id: int) -> bool:
     """The worker put the item on air: it is marked playing and listed first. False if it is gone."""
@@ -246,6 +251,7 @@ def queue_item_started(*, station: Station, item_id: int) -> bool:
         if not QueueItem.objects.filter(pk=item_id, station=station).update(status=QueueItem.Status.PLAYING):
             return False
         _queue_renumber(station)
+        _changed(station, nudge=False)
     return True
 
 
@@ -256,6 +262,7 @@ def queue_item_done(*, station: Station, item_id: int) -> bool:
         deleted, _ = QueueItem.objects.filter(pk=item_id, station=station).delete()
         if deleted:
             _queue_renumber(station)
+            _changed(station, nudge=False)
     return bool(deleted)
 
 
@@ -635,6 +642,7 @@ def playback_snapshot(station: Station) -> dict[str, Any]:
             position = min(position, state.duration)
     return {
         "station": station.slug,
+        "server_time": timezone.now().isoformat(),  # `position` is as of this time (clients' clock sync)
         "worker": {
             "up": worker_up,
             "heartbeat_at": beat.beat_at.isoformat() if beat and beat.beat_at else None,
@@ -659,31 +667,75 @@ def _track_public(track: Track | None) -> dict[str, Any] | None:
             "duration": track.duration}
 
 
-def now_playing_data(station: Station, *, public: bool = False, history: int = 10) -> dict[str, Any]:
-    """What is on air, next and just played (after AzuraCast's now-playing payload).
+# --- Now playing, from what the worker published ------------------------------------------
+# The worker sends its status on every change and at least every 15 s (playback/worker.py); a copy
+# kept in the cache (Redis) answers the now-playing endpoints without the lease and player-state
+# queries. A copy older than this is not trusted: the worker may be gone.
+NOW_PLAYING_STATUS_MAX_AGE = 20.0
+# What next and what aired (two queries) is kept this long per station: the public endpoint
+# already lets caches keep its answer for 5 s.
+NOW_PLAYING_PARTS_SECONDS = 2.0
 
-    `public=True` leaves out everything about people (who asked for an item).
+
+def _status_key(station_id: int) -> str:
+    return f"playback:status:{station_id}"
+
+
+def _parts_key(station_id: int, public: bool) -> str:
+    return f"playback:now-playing-parts:{station_id}:{'public' if public else 'members'}"
+
+
+def now_playing_publish(station: Station, status: dict[str, Any]) -> None:
+    """Keep the worker's newest status where every web process can read it (the Django cache).
+
+    Called by the playback worker as it sends the status; the cache write runs on the process's
+    channel loop thread (like the message), never the caller's: the on-air thread must not wait
+    on Redis. With no loop (a worker driven inline by tests) it is written here.
     """
-    snap = playback_snapshot(station)
-    current = snap["current"]
-    now_playing = None
-    if current:
-        duration = current["duration"]  # the length on air (after cues), as the worker reported
-        elapsed = current["position"]
-        now_playing = {
-            "track": {key: current[key] for key in ("id", "title", "artist", "kind", "duration")},
-            "started_at": current["started_at"], "elapsed": elapsed,
-            "remaining": round(max(0.0, duration - elapsed), 2) if duration else None,
-            "reason": current["reason"], "volume": snap["volume"],
-        }
-    queued = [item for item in snap["queue"] if item["status"] == QueueItem.Status.QUEUED]
+    from django.core.cache import cache
+
+    from radio import notify
+
+    entry = {"status": status, "published": time.time()}
+    key, timeout = _status_key(station.pk), NOW_PLAYING_STATUS_MAX_AGE
+    loop = notify._background_loop
+    if loop is not None:
+        loop.latest(f"now-playing:{station.pk}", lambda: cache.aset(key, entry, timeout))
+        return
+    try:
+        cache.set(key, entry, timeout)
+    except Exception:  # noqa: BLE001 - only a copy: the endpoints fall back to the database
+        logger.warning("station=%s now-playing status not cached: Redis unavailable", station.slug,
+                       exc_info=True)
+
+
+def _published_status(entry: dict[str, Any] | None, station: Station) -> dict[str, Any] | None:
+    """The worker's status as a snapshot (position moved on with the clock), or None if stale."""
+    if not entry:
+        return None
+    age = time.time() - entry["published"]
+    status = entry["status"]
+    if age > NOW_PLAYING_STATUS_MAX_AGE or status.get("station") != station.slug:
+        return None
+    current = status.get("current")
+    if current and not status.get("paused") and not status.get("stopped"):
+        position = current["position"] + max(0.0, age)
+        if current.get("duration"):
+            position = min(position, current["duration"])
+        current = {**current, "position": round(position, 2)}
+    return {**status, "current": current}
+
+
+def _now_playing_parts(station: Station, *, public: bool, history: int) -> dict[str, Any]:
+    """What plays next and what just aired: one query each."""
+    queued = list(QueueItem.objects.filter(station=station, status=QueueItem.Status.QUEUED)
+                  .select_related("track", "requested_by").order_by("position", "id"))
     playing_next = None
     if queued:
         first = queued[0]
-        playing_next = {"track": {k: first["track"][k] for k in ("id", "title", "artist", "kind", "duration")},
-                        "reason": first["reason"]}
+        playing_next = {"track": _track_public(first.track), "reason": first.reason}
         if not public:
-            playing_next["requested_by"] = first["requested_by"]
+            playing_next["requested_by"] = first.requested_by.get_username() if first.requested_by else None
     logs = PlayLog.objects.filter(station=station).select_related("track", "requested_by")[:history]
     song_history = []
     for log in logs:
@@ -697,13 +749,51 @@ def now_playing_data(station: Station, *, public: bool = False, history: int = 1
         if not public:
             row["requested_by"] = log.requested_by.get_username() if log.requested_by else None
         song_history.append(row)
+    return {"playing_next": playing_next, "queue_length": len(queued), "song_history": song_history}
+
+
+def now_playing_data(station: Station, *, public: bool = False, history: int = 10) -> dict[str, Any]:
+    """What is on air, next and just played (after AzuraCast's now-playing payload).
+
+    On air: the status the worker last published (cache), else read from the database (worker
+    down, or Redis away). `public=True` leaves out everything about people (who asked for an item).
+    """
+    from django.core.cache import cache
+
+    status_key, parts_key = _status_key(station.pk), _parts_key(station.pk, public)
+    try:
+        cached = cache.get_many([status_key, parts_key])
+    except Exception:  # noqa: BLE001 - Redis away: the database answers alone
+        logger.warning("station=%s now-playing cache unavailable", station.slug, exc_info=True)
+        cached = {}
+    snap = _published_status(cached.get(status_key), station)
+    published = snap is not None
+    parts = cached.get(parts_key) if published else None
+    if snap is None:
+        snap = playback_snapshot(station)
+    if parts is None:
+        parts = _now_playing_parts(station, public=public, history=history)
+        if published:  # the worker is publishing: the next requests share these for a moment
+            try:
+                cache.set(parts_key, parts, NOW_PLAYING_PARTS_SECONDS)
+            except Exception:  # noqa: BLE001
+                logger.warning("station=%s now-playing parts not cached", station.slug, exc_info=True)
+    current = snap["current"]
+    now_playing = None
+    if current:
+        duration = current["duration"]  # the length on air (after cues), as the worker reported
+        elapsed = current["position"]
+        now_playing = {
+            "track": {key: current[key] for key in ("id", "title", "artist", "kind", "duration")},
+            "started_at": current["started_at"], "elapsed": elapsed,
+            "remaining": round(max(0.0, duration - elapsed), 2) if duration else None,
+            "reason": current["reason"], "volume": snap["volume"],
+        }
     return {
         "station": {"slug": station.slug, "name": station.name, "time_zone": station.time_zone},
         "is_online": snap["worker"]["up"],
         "is_playing": snap["is_playing"],
         "paused": snap["paused"],
         "now_playing": now_playing,
-        "playing_next": playing_next,
-        "queue_length": len(queued),
-        "song_history": song_history,
+        **parts,
     }

@@ -24,6 +24,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.filters import OrderingFilter
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -312,10 +313,29 @@ def csv_response(request, lines: Iterator[str], filename: str) -> StreamingHttpR
     return response
 
 
+class AsRunCursorPagination(CursorPagination):
+    """Pages of the as-run log by position, not OFFSET: page 900 costs what page 1 does.
+
+    `?cursor=` comes from `next`/`previous`; there is no page count. The order is the view's
+    (`?ordering=`), with the id appended in the same direction so rows that started in the
+    same instant keep one order from page to page.
+    """
+
+    page_size = 50
+    ordering = ("-started_at", "-id")
+
+    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
+        ordering = list(super().get_ordering(request, queryset, view))
+        if not any(field.lstrip("-") in ("id", "pk") for field in ordering):
+            ordering.append("-id" if ordering[0].startswith("-") else "id")
+        return tuple(ordering)
+
+
 class HistoryViewSet(StationScopedMixin, viewsets.ReadOnlyModelViewSet):
     """The as-run log: what aired, when, for how long, how it ended and why it played."""
 
     serializer_class = PlayLogSerializer
+    pagination_class = AsRunCursorPagination
     queryset = PlayLog.objects.none()
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     filterset_class = PlayLogFilter

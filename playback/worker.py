@@ -49,6 +49,11 @@ BEACON_SECONDS = 0.2
 # every join. Waiting 30 ms takes most of it away and leaves ~26 ms of margin for a busy
 # machine before a join could open a gap; the rest is played back to back.
 JOIN_DELAY = 0.030
+# The status goes out when it changes (an item starts or ends, pause, resume, stop, seek, volume,
+# the database away or back); otherwise only this often, as a keepalive and clock sync: clients
+# move the position on with the clock (docs/api.md), so a steady tick would only cost every
+# socket a message.
+STATUS_KEEPALIVE = 15.0
 
 
 @dataclass
@@ -117,7 +122,8 @@ class WorkerStatus:
     silence_since: float | None = None  # nothing on air since
     dead_air_since: float | None = None  # no audio out of the engine since
     silence_alerted: bool = False
-    last_broadcast: float = 0.0
+    last_broadcast: float = -1e9
+    last_state: tuple | None = None  # what the last status said, but for the clock
     last_position_write: float = 0.0
     recent_artists: list[str] = field(default_factory=list)
 
@@ -257,8 +263,7 @@ class PlaybackWorker:
         self.watchdog(now)
         self.ensure_prepared()
         self.check_silence(now)
-        if now - self.status.last_broadcast >= 1.0:
-            self.broadcast()
+        self.broadcast()
         self.report_position(now)
         self.backstage.rescue()
 
@@ -628,14 +633,32 @@ class PlaybackWorker:
                              "started_at": on_air.started_at.isoformat(), "note": on_air.entry.note,
                              "played": round(self.heard(on_air, self.clock()), 3), "paused": self.paused}
 
-    def broadcast(self, *, force: bool = False) -> None:
+    def status_state(self) -> tuple:
+        """What a status says apart from the clock: a new value is news for every client."""
+        on_air = self.on_air
+        return (on_air.uid if on_air else None, on_air.started_mono if on_air else None, self.paused,
+                self.stopped, self.engine.volume, self.backstage.db_down_since is not None)
+
+    def broadcast(self, *, force: bool = False) -> bool:
+        """Send the status when it changed (or `force`), else every STATUS_KEEPALIVE s. True if sent.
+
+        Cheap when there is nothing to say (a tuple compared each turn); the message is
+        encoded and sent on the channel loop's thread, never this one.
+        """
         now = self.clock()
-        if not force and now - self.status.last_broadcast < 1.0:
-            return
-        self.status.last_broadcast = now
-        station_notify(self.slug, MessageType.PLAYBACK_STATUS, self.status_data())
+        state = self.status_state()
+        quiet = state == self.status.last_state and now - self.status.last_broadcast < STATUS_KEEPALIVE
+        if not force and (quiet or self.on_air is None and self.join_at is not None):
+            return False  # nothing new, or between two items of a join (the next one says it all)
+        self.status.last_broadcast, self.status.last_state = now, state
+        status = self.status_data()
+        station_notify(self.slug, MessageType.PLAYBACK_STATUS, status)
+        services.now_playing_publish(self.station, status)  # the REST now-playing's copy
+        return True
 
     def status_data(self) -> dict[str, Any]:
+        """The live status, as `playback.services.playback_snapshot` without the queue (docs/api.md):
+        the queue goes out in `queue_update` when it changes."""
         on_air = self.on_air
         current = None
         if on_air is not None:
@@ -644,17 +667,11 @@ class PlaybackWorker:
                        "duration": entry.length, "cue_in": entry.cue_in, "cue_out": entry.cue_out,
                        "reason": entry.reason, "started_at": on_air.started_at.isoformat(),
                        "position": round(self.heard(on_air, self.clock()), 2)}
-        # Same shape as playback.services.playback_snapshot (docs/api.md).
-        queue_view = [{"id": e.queue_item_id, "position": index, "status": "queued", "reason": e.reason,
-                       "requested_by": None, "note": e.note,
-                       "track": {"id": e.track_id, "title": e.title, "artist": e.artist, "kind": e.kind,
-                                 "duration": e.duration, "cue_in": e.cue_in, "cue_out": e.cue_out}}
-                      for index, e in enumerate(self.upcoming)]
-        worker = {"up": True, "heartbeat_at": timezone.now().isoformat(),
-                  "started_at": self.started_at.isoformat()}
-        return {"station": self.slug, "worker": worker, "is_playing": on_air is not None,
+        now = timezone.now().isoformat()
+        worker = {"up": True, "heartbeat_at": now, "started_at": self.started_at.isoformat()}
+        return {"station": self.slug, "server_time": now, "worker": worker, "is_playing": on_air is not None,
                 "paused": self.paused, "stopped": self.stopped, "current": current,
-                "volume": self.engine.volume, "queue": queue_view,
+                "volume": self.engine.volume,
                 "database": "down" if self.backstage.db_down_since is not None else "up"}
 
     def dead_air_for(self, now: float) -> float:

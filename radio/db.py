@@ -10,11 +10,21 @@ session and release its locks after a few seconds instead.
 
 It is set per process, where transactions only ever wait on the database: the web process and
 the playback worker. Not on Celery: a Drive sync holds a transaction across a page of Google calls.
+
+The web process borrows its connections from a psycopg pool (settings/base.py): `pool_stats`
+feeds /healthz and `watch_pool` logs when requests had to wait for one.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+import weakref
+
 from django.db.backends.signals import connection_created
+
+logger = logging.getLogger(__name__)
 
 
 def guard_session(cursor, *, idle_in_transaction: float) -> None:
@@ -28,9 +38,63 @@ def guard_sessions(*, idle_in_transaction: float) -> None:
     if idle_in_transaction <= 0:
         return
 
+    guarded: weakref.WeakSet = weakref.WeakSet()
+
     def on_connect(sender, connection, **kwargs) -> None:
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                guard_session(cursor, idle_in_transaction=idle_in_transaction)
+        # With the web process's pool, `connection_created` fires at every checkout of a
+        # pooled connection: the setting lasts the session, so it is sent once per session.
+        if connection.vendor != "postgresql" or connection.connection in guarded:
+            return
+        with connection.cursor() as cursor:
+            guard_session(cursor, idle_in_transaction=idle_in_transaction)
+        guarded.add(connection.connection)
 
     connection_created.connect(on_connect, weak=False, dispatch_uid="onair-guard-sessions")
+
+
+# --- The web process's connection pool ------------------------------------------------------
+
+def pool_stats() -> dict[str, int] | None:
+    """The pool's gauges now (psycopg_pool names), or None when this process has no pool."""
+    from django.db import connection
+
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return None
+    stats = pool.get_stats()
+    return {key: stats.get(key, 0) for key in
+            ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting")}
+
+
+def pool_pressure(stats: dict[str, int]) -> str | None:
+    """A warning line when requests had to wait for a connection (counters since the last look)."""
+    queued, errors = stats.get("requests_queued", 0), stats.get("requests_errors", 0)
+    if not queued and not errors and not stats.get("requests_waiting", 0):
+        return None
+    return (f"database pool under pressure: {queued} of {stats.get('requests_num', 0)} requests "
+            f"waited for a connection ({stats.get('requests_wait_ms', 0)} ms in all), {errors} gave "
+            f"up; {stats.get('requests_waiting', 0)} waiting now, {stats.get('pool_size', 0)}/"
+            f"{stats.get('pool_max', 0)} connections open, {stats.get('pool_available', 0)} idle")
+
+
+def watch_pool(every: float) -> threading.Thread | None:
+    """Log pool pressure every `every` s while requests wait (a daemon thread; None: no pool)."""
+    from django.db import connection
+
+    if getattr(connection, "pool", None) is None or every <= 0:
+        return None
+
+    def run() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                message = pool_pressure(connection.pool.pop_stats())
+            except Exception:  # noqa: BLE001 - the watcher never dies of one bad look
+                logger.exception("database pool: stats unavailable")
+                continue
+            if message:
+                logger.warning("%s", message)
+
+    thread = threading.Thread(target=run, name="db-pool-watch", daemon=True)
+    thread.start()
+    return thread

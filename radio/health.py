@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from radio.celery_heartbeat import KEY_PREFIX, redis_client
+from radio.db import pool_stats
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,9 @@ def check_database() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         logger.warning("health: database down: %s", exc)
         return {"ok": False, "detail": "database unreachable"}
-    return {"ok": True}
+    pool = pool_stats()
+    # The web process's pooled connections: open, idle, requests waiting for one (radio/db.py).
+    return {"ok": True, "pool": pool} if pool is not None else {"ok": True}
 
 
 def check_redis_and_celery() -> tuple[dict[str, Any], dict[str, Any]]:

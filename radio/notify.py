@@ -3,12 +3,17 @@
 Celery tasks, services and the playback worker call `station_notify`; they never
 touch Channels details. The message `type` is also the consumer method that
 forwards it (playback/consumers.py).
+
+A message is encoded to JSON once, here, where it is made: the group message carries
+the client's text (`text`) besides its `data`, and each socket sends that text as it is
+(1,000 sockets: one `json.dumps`, not 1,000).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import threading
 import time
@@ -33,6 +38,25 @@ class MessageType(enum.StrEnum):
 
 def station_group(slug: str) -> str:
     return f"station.{slug}"
+
+
+def user_group(user_id: int) -> str:
+    """Every open station socket of one user: told when that user's access may have changed."""
+    return f"user.{user_id}"
+
+
+# Not a client message: the consumers of the user's sockets check their access again.
+ACCESS_CHANGED = "access.changed"
+
+
+def message_text(message_type: MessageType | str, data: dict[str, Any]) -> str:
+    """The client's JSON text of a message (`{"type", "data"}`), encoded once for every socket."""
+    return json.dumps({"type": str(message_type), "data": data}, separators=(",", ":"))
+
+
+def group_message(message_type: MessageType | str, data: dict[str, Any]) -> dict[str, Any]:
+    """The channel-layer message for a station group: `data` for server code, `text` for sockets."""
+    return {"type": str(message_type), "data": data, "text": message_text(message_type, data)}
 
 
 class ChannelLoop:
@@ -181,8 +205,11 @@ def station_notify(slug: str, message_type: MessageType, data: dict[str, Any]) -
     so a lost message is logged and never raised into the caller's work.
     """
     if _background_loop is not None:
-        if message_type == MessageType.PLAYBACK_STATUS:  # only the newest status matters
-            _background_loop.latest(f"status:{slug}", lambda: station_notify_async(slug, message_type, data))
+        # Only the newest status, and the newest whole queue, matter: older ones not yet sent are
+        # replaced. Encoding happens on the loop's thread, and only for what is sent.
+        if message_type in (MessageType.PLAYBACK_STATUS, MessageType.QUEUE_UPDATE):
+            _background_loop.latest(f"{message_type}:{slug}",
+                                    lambda: station_notify_async(slug, message_type, data))
             return True
         return _background_loop.submit(lambda: station_notify_async(slug, message_type, data))
     return station_notify_now(slug, message_type, data)
@@ -212,9 +239,7 @@ def station_notify_now(slug: str, message_type: MessageType, data: dict[str, Any
     """`station_notify` in this thread, whatever the process's sender (for sending threads)."""
     layer = get_channel_layer()
     try:
-        async_to_sync(layer.group_send)(
-            station_group(slug), {"type": str(message_type), "data": data}
-        )
+        async_to_sync(layer.group_send)(station_group(slug), group_message(message_type, data))
     except Exception:  # noqa: BLE001 - any layer failure only loses a live update
         logger.warning("station=%s %s not sent: channel layer unavailable", slug, message_type,
                        exc_info=True)
@@ -225,9 +250,35 @@ def station_notify_now(slug: str, message_type: MessageType, data: dict[str, Any
 async def station_notify_async(slug: str, message_type: MessageType, data: dict[str, Any]) -> bool:
     layer = get_channel_layer()
     try:
-        await layer.group_send(station_group(slug), {"type": str(message_type), "data": data})
+        await layer.group_send(station_group(slug), group_message(message_type, data))
     except Exception:  # noqa: BLE001
         logger.warning("station=%s %s not sent: channel layer unavailable", slug, message_type,
                        exc_info=True)
+        return False
+    return True
+
+
+def user_access_changed(user_id: int) -> bool:
+    """Tell the user's open sockets to check their access now (a membership or the account
+    changed). Only that user's sockets hear it: no fan-out to the station. False if Redis is down
+    (the sockets still check on their own, every MEMBERSHIP_RECHECK seconds or so)."""
+    return channel_group_send(user_group(user_id), {"type": ACCESS_CHANGED})
+
+
+def channel_group_send(group: str, message: dict[str, Any]) -> bool:
+    if _background_loop is not None:
+        return _background_loop.submit(lambda: _group_send_async(group, message))
+    try:
+        return async_to_sync(_group_send_async)(group, message)
+    except Exception:  # noqa: BLE001 - e.g. called inside a running event loop: the socket polls too
+        logger.warning("group=%s message not sent: channel layer unavailable here", group, exc_info=True)
+        return False
+
+
+async def _group_send_async(group: str, message: dict[str, Any]) -> bool:
+    try:
+        await get_channel_layer().group_send(group, message)
+    except Exception:  # noqa: BLE001
+        logger.warning("group=%s message not sent: channel layer unavailable", group, exc_info=True)
         return False
     return True

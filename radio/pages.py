@@ -19,7 +19,7 @@ from library.models import Track
 from playback.models import Reason
 from playback.services import playback_snapshot
 from radio.models import Notification, Role, Station
-from radio.services import has_role, notification_post, role_of, stations_for
+from radio.services import notification_post, request_role, role_at_least, role_of, stations_for
 
 
 class SignInView(auth_views.LoginView):
@@ -39,7 +39,7 @@ class NoticeForm(forms.Form):
 
 def _member_station(request: HttpRequest, slug: str) -> tuple[Station, Role]:
     station = get_object_or_404(Station, slug=slug)
-    role = role_of(request.user, station)
+    role = request_role(request, station)  # one membership query per request
     if role is None:
         raise PermissionDenied(_("You are not a member of this station."))
     return station, role
@@ -109,7 +109,7 @@ def station_page(request: HttpRequest, station_slug: str) -> HttpResponse:
     context = {
         "station": station,
         "role": role,
-        "can_edit": has_role(request.user, station, Role.EDITOR),
+        "can_edit": role_at_least(role, Role.EDITOR),
         "status": status,
         "state": _state(status),
         "on_air": _on_air(status),
@@ -127,8 +127,8 @@ def station_page(request: HttpRequest, station_slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def station_notice(request: HttpRequest, station_slug: str) -> HttpResponse:
-    station, _role = _member_station(request, station_slug)
-    if not has_role(request.user, station, Role.EDITOR):
+    station, role = _member_station(request, station_slug)
+    if not role_at_least(role, Role.EDITOR):
         raise PermissionDenied(_("Posting notices needs the editor role."))
     form = NoticeForm(request.POST)
     if form.is_valid():

@@ -8,7 +8,7 @@ from rest_framework import permissions
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from radio.models import Role, Station
-from radio.services import has_role, role_of
+from radio.services import request_role, role_at_least
 
 
 def valid_station_slug(value: str) -> str:
@@ -45,12 +45,12 @@ class StationRole(permissions.BasePermission):
         if not request.user or not request.user.is_authenticated:
             return False
         station = station_from_view(view)
-        role = role_of(request.user, station)
+        role = request_role(request, station)  # one membership query per request
         if role is None:
             raise PermissionDenied(self.message)
         if request.method in permissions.SAFE_METHODS:
-            return has_role(request.user, station, getattr(view, "read_role", Role.VIEWER))
+            return role_at_least(role, getattr(view, "read_role", Role.VIEWER))
         needed = getattr(view, "write_role", Role.EDITOR)
-        if not has_role(request.user, station, needed):
+        if not role_at_least(role, needed):
             raise PermissionDenied(f"This needs the {Role(needed).label.lower()} role on this station.")
         return True

@@ -72,8 +72,25 @@ def role_of(user: User, station: Station) -> Role | None:
 
 
 def has_role(user: User, station: Station, minimum: Role) -> bool:
-    role = role_of(user, station)
+    return role_at_least(role_of(user, station), minimum)
+
+
+def role_at_least(role: Role | None, minimum: Role) -> bool:
+    """Whether `role` (None: not a member) reaches `minimum`."""
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[minimum]
+
+
+def request_role(request: Any, station: Station) -> Role | None:
+    """`role_of` for the request's user, looked up once per request and station.
+
+    Kept on the request (Django's, under DRF's wrapper), never on the user: a WebSocket's
+    user lives as long as the socket and must see a role taken away.
+    """
+    target = getattr(request, "_request", request)
+    roles = target.__dict__.setdefault("_onair_roles", {})
+    if station.pk not in roles:
+        roles[station.pk] = role_of(request.user, station)
+    return roles[station.pk]
 
 
 def station_update(*, actor: User, station: Station, data: dict[str, Any]) -> Station:

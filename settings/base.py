@@ -12,6 +12,7 @@ on a unix socket in var/, which `python manage.py run_station` starts.
 from __future__ import annotations
 
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,6 +40,26 @@ DEBUG = env_bool("DEBUG", False)
 # https://github.com/jazzband/dj-database-url#url-schema
 DATABASE_URL = env_str("DATABASE_URL", "")
 EMBEDDED = not DATABASE_URL
+# Which process this is: settings/asgi.py sets "web"; it names the PostgreSQL sessions
+# (application_name, seen in pg_stat_activity) and decides pooled or plain connections.
+ONAIR_PROCESS = env_str("ONAIR_PROCESS", "") or (
+    "playback" if "playback_worker" in sys.argv else "celery" if "celery" in Path(sys.argv[0]).name
+    else "manage")
+# The web process (ASGI) runs each request's sync code on a fresh thread: a persistent
+# connection (CONN_MAX_AGE > 0) is then kept per thread and never reused — one uvicorn
+# process held 121 idle connections and hit max_connections (issue 9). It borrows from a
+# psycopg pool instead, at most DB_POOL_MAX connections; a request waits up to
+# DB_POOL_TIMEOUT s for one, then answers JSON 503 (radio/middleware.py).
+# https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+# Celery and the playback worker run a few long-lived threads: plain connections suit them
+# (the playback worker's backstage thread shuts its own hung socket down, playback/backstage.py).
+DB_POOL = env_bool("DB_POOL", True) and ONAIR_PROCESS == "web"
+DB_POOL_MIN = env_int("DB_POOL_MIN", 2, minimum=0)
+DB_POOL_MAX = env_int("DB_POOL_MAX", 10, minimum=1)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 5.0, minimum=0.1)
+DB_POOL_WATCH_SECONDS = env_float("DB_POOL_WATCH_SECONDS", 10.0, minimum=0.1)  # pressure log
+if DB_POOL_MIN > DB_POOL_MAX:
+    raise ImproperlyConfigured(f"DB_POOL_MIN={DB_POOL_MIN} is above DB_POOL_MAX={DB_POOL_MAX}.")
 if DATABASE_URL:
     try:
         _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
@@ -55,7 +76,13 @@ if DATABASE_URL:
             "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 3, minimum=1),
             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
             "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 10_000, minimum=1000),
+            "application_name": f"onair-{ONAIR_PROCESS}",
         })
+        if DB_POOL:
+            _db["CONN_MAX_AGE"] = 0  # required with the pool: a request returns its connection
+            # https://www.psycopg.org/psycopg3/docs/api/pool.html#psycopg_pool.ConnectionPool
+            _db["OPTIONS"]["pool"] = {"min_size": DB_POOL_MIN, "max_size": DB_POOL_MAX,
+                                      "timeout": DB_POOL_TIMEOUT, "name": "onair-web"}
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
@@ -306,6 +333,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "onair",
+        # A Redis that stops answering fails a cache call within seconds instead of holding the
+        # request (now-playing then reads the database): redis-py waits forever by default.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 

@@ -1,8 +1,11 @@
 // Live station page: one WebSocket to /ws/stations/<slug>/, reconnecting with backoff,
 // except after a refusal (close 4401: not signed in, 4403: not a member or access revoked).
-// The page is rendered with the current state; `playback_status` and `queue_update`
-// messages keep the now-playing card and the queue current, and editors drive the
-// player through the REST API (/api/v1/stations/<slug>/…). Text comes from the page.
+// The page is rendered with the current state; `playback_status` messages (sent when the
+// state changes, and every ~15 s as a keepalive) keep the now-playing card current, and
+// `queue_update` messages the queue; editors drive the player through the REST API
+// (/api/v1/stations/<slug>/…). The progress bar moves with the clock between messages:
+// `position` is as of the message's `server_time`, and the page keeps the server clock's
+// offset from its own. Text comes from the page.
 (function () {
   "use strict";
   var root = document.getElementById("station");
@@ -25,6 +28,18 @@
   var labels = jsonFrom("playback-labels", {kind: {}, reason: {}});
   var status = jsonFrom("playback-status", null);
   var receivedAt = Date.now();
+  var offsets = [];  // server clock − this clock, from the last messages (ms)
+  var serverOffset = 0;
+
+  // A message's server_time is a little older than its arrival (the trip): the largest of the
+  // recent offsets is the one with the shortest trip. A few only, so a clock change is followed.
+  function syncClock(data) {
+    var sent = data && data.server_time ? Date.parse(data.server_time) : NaN;
+    if (isNaN(sent)) { return; }
+    offsets.push(sent - Date.now());
+    if (offsets.length > 5) { offsets.shift(); }
+    serverOffset = Math.max.apply(null, offsets);
+  }
   var known = {};  // queue item id → the fullest data seen (worker messages carry fewer fields)
 
   function showWorker(up) {
@@ -78,7 +93,11 @@
     var current = status && status.current;
     if (!current) { return 0; }
     var position = current.position || 0;
-    if (stateOf(status) === "playing") { position += (Date.now() - receivedAt) / 1000; }
+    if (stateOf(status) === "playing") {
+      var sent = status.server_time ? Date.parse(status.server_time) : NaN;
+      position += isNaN(sent) ? (Date.now() - receivedAt) / 1000
+                              : Math.max(0, Date.now() + serverOffset - sent) / 1000;
+    }
     return current.duration ? Math.min(position, current.duration) : position;
   }
 
@@ -96,8 +115,11 @@
   }
 
   function renderStatus(data) {
+    // Later status messages leave the queue out (it comes in queue_update): keep the last one.
+    if (!Array.isArray(data.queue) && status && Array.isArray(status.queue)) { data.queue = status.queue; }
     status = data;
     receivedAt = Date.now();
+    syncClock(data);
     showWorker(data.worker && data.worker.up);
     if (!card) { return; }
     var state = stateOf(data);
@@ -118,7 +140,6 @@
     var volume = byId("volume");
     if (volume && document.activeElement !== volume) { volume.value = data.volume; }
     byId("volume-value").textContent = data.volume;
-    if (Array.isArray(data.queue)) { renderQueue(data.queue); }
     renderProgress();
   }
 
@@ -339,7 +360,10 @@
     });
   }
 
-  if (status) { renderStatus(status); }
+  if (status) {
+    renderStatus(status);
+    if (Array.isArray(status.queue)) { renderQueue(status.queue); }
+  }
   setInterval(renderProgress, 1000);
 
   // --- Live feed ----------------------------------------------------------------
@@ -358,6 +382,7 @@
       }
       if (incoming.type === "playback_status") {
         renderStatus(incoming.data);
+        if (Array.isArray(incoming.data.queue)) { renderQueue(incoming.data.queue); }  // the snapshot
       } else if (incoming.type === "queue_update") {
         if (status) { status.queue = incoming.data.queue; }
         renderQueue(incoming.data.queue || []);

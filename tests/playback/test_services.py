@@ -154,4 +154,4 @@ def test_a_queue_change_reaches_the_station_group_once_committed(station, make_p
 
     queue_remove(item=item)
     message = async_to_sync(_next_message)(layer, channel)
-    assert message == {"type": "queue_update", "data": {"queue": []}}
+    assert (message["type"], message["data"]) == ("queue_update", {"queue": []})
