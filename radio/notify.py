@@ -25,7 +25,11 @@ from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import channel_layers, get_channel_layer
 
+from radio.logsink import Throttled
+
 logger = logging.getLogger(__name__)
+# Redis away: every send fails the same way; an outage is a few log lines, not hundreds.
+_trouble = Throttled(logger)
 
 
 class MessageType(enum.StrEnum):
@@ -94,8 +98,8 @@ class ChannelLoop:
         """Queue `make()` for the loop, sent in order; False (and logged) if too many wait already."""
         with self.lock:
             if self.pending >= self.max_pending:
-                logger.warning("channel loop: %d sends waiting, one dropped (Redis slow or away)",
-                               self.pending)
+                _trouble.warning("channel loop: %d sends waiting, one dropped (Redis slow or away)",
+                                 self.pending, exc_info=False)
                 return False
             self.pending += 1
             self.jobs.append((time.monotonic(), make))
@@ -120,7 +124,7 @@ class ChannelLoop:
                     continue
                 await asyncio.wait_for(make(), self.timeout)
             except Exception:  # noqa: BLE001 - one lost live update, never the loop
-                logger.warning("channel loop: a send failed or timed out", exc_info=True)
+                _trouble.warning("channel loop: a send failed or timed out")
                 self.reset_layer()
             finally:
                 with self.lock:
@@ -145,7 +149,7 @@ class ChannelLoop:
             try:
                 await asyncio.wait_for(make(), self.timeout)
             except Exception:  # noqa: BLE001
-                logger.warning("channel loop: %s not sent", key, exc_info=True)
+                _trouble.warning("channel loop: %s not sent", key)
                 self.reset_layer()
 
     def listen(self, channel: str, on_message: Callable[[dict[str, Any]], None]) -> None:
@@ -158,7 +162,7 @@ class ChannelLoop:
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - Redis away: the receiver also polls
-                    logger.warning("channel=%s receive failed; retrying in 1 s", channel, exc_info=True)
+                    _trouble.warning("channel=%s receive failed; retrying in 1 s", channel)
                     self.reset_layer()
                     await asyncio.sleep(1.0)
                     continue
@@ -219,7 +223,7 @@ async def channel_send_async(channel: str, message: dict[str, Any]) -> bool:
     try:
         await get_channel_layer().send(channel, message)
     except Exception:  # noqa: BLE001 - only a nudge: the receiver also polls
-        logger.warning("channel=%s message not sent: channel layer unavailable", channel)
+        _trouble.warning("channel=%s message not sent: channel layer unavailable", channel)
         return False
     return True
 
@@ -231,7 +235,7 @@ def channel_send(channel: str, message: dict[str, Any]) -> bool:
     try:
         return async_to_sync(channel_send_async)(channel, message)
     except Exception:  # noqa: BLE001 - e.g. called inside a running event loop: only a nudge is lost
-        logger.warning("channel=%s message not sent: channel layer unavailable here", channel, exc_info=True)
+        _trouble.warning("channel=%s message not sent: channel layer unavailable here", channel)
         return False
 
 
@@ -241,8 +245,7 @@ def station_notify_now(slug: str, message_type: MessageType, data: dict[str, Any
     try:
         async_to_sync(layer.group_send)(station_group(slug), group_message(message_type, data))
     except Exception:  # noqa: BLE001 - any layer failure only loses a live update
-        logger.warning("station=%s %s not sent: channel layer unavailable", slug, message_type,
-                       exc_info=True)
+        _trouble.warning("station=%s %s not sent: channel layer unavailable", slug, message_type)
         return False
     return True
 
@@ -252,8 +255,7 @@ async def station_notify_async(slug: str, message_type: MessageType, data: dict[
     try:
         await layer.group_send(station_group(slug), group_message(message_type, data))
     except Exception:  # noqa: BLE001
-        logger.warning("station=%s %s not sent: channel layer unavailable", slug, message_type,
-                       exc_info=True)
+        _trouble.warning("station=%s %s not sent: channel layer unavailable", slug, message_type)
         return False
     return True
 
@@ -271,7 +273,7 @@ def channel_group_send(group: str, message: dict[str, Any]) -> bool:
     try:
         return async_to_sync(_group_send_async)(group, message)
     except Exception:  # noqa: BLE001 - e.g. called inside a running event loop: the socket polls too
-        logger.warning("group=%s message not sent: channel layer unavailable here", group, exc_info=True)
+        _trouble.warning("group=%s message not sent: channel layer unavailable here", group)
         return False
 
 
@@ -279,6 +281,6 @@ async def _group_send_async(group: str, message: dict[str, Any]) -> bool:
     try:
         await get_channel_layer().group_send(group, message)
     except Exception:  # noqa: BLE001
-        logger.warning("group=%s message not sent: channel layer unavailable", group, exc_info=True)
+        _trouble.warning("group=%s message not sent: channel layer unavailable", group)
         return False
     return True

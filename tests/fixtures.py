@@ -73,16 +73,33 @@ def process_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def spawn(process_env) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start `python manage.py …` subprocesses; all are stopped after the test."""
-    started: list[subprocess.Popen] = []
+class Spawned(subprocess.Popen):
+    """A `manage.py` process whose output goes to files, as under supervisord (never a pipe
+    that nobody reads: a full pipe stops a process at its next log line)."""
 
-    def start(*args: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *args], env=process_env, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+    out_path: Path
+    err_path: Path
+
+    def read_out(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def read_err(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def spawn(process_env, tmp_path_factory) -> Iterator[Callable[..., Spawned]]:
+    """Start `python manage.py …` subprocesses; all are stopped after the test."""
+    started: list[Spawned] = []
+    folder = tmp_path_factory.mktemp("spawned")
+
+    def start(*args: str) -> Spawned:
+        name = f"{len(started)}-{args[0]}"
+        out_path, err_path = folder / f"{name}.out", folder / f"{name}.err"
+        with out_path.open("w") as out, err_path.open("w") as err:
+            process = Spawned([sys.executable, str(ROOT / "manage.py"), *args], env=process_env, cwd=ROOT,
+                              stdout=out, stderr=err, text=True)
+        process.out_path, process.err_path = out_path, err_path
         started.append(process)
         return process
 

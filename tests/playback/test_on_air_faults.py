@@ -71,7 +71,8 @@ def _max_gap_between(rec: aircheck.Recording, start: float, end: float) -> float
 def _stop(worker) -> str:
     """Stop the worker; its log, for the failure message."""
     worker.send_signal(signal.SIGTERM)
-    _, log = worker.communicate(timeout=10)
+    worker.wait(timeout=10)
+    log = worker.read_err()
     Path("/tmp/onair-last-worker.log").write_text(log)
     return log[-6000:]
 
@@ -160,3 +161,40 @@ def test_dead_air_turns_healthz_503_and_says_why(station, spawn, process_env, tm
         assert "Dead air" in alert.message
     finally:
         _stop(worker)
+
+
+def test_a_log_reader_that_stops_reading_does_not_stop_the_broadcast(station, queue_tones, process_env,
+                                                                    tmp_path):
+    """stdout and stderr are a pipe that is never read (a stalled supervisor or journal), shrunk to
+    one page so that it fills within a few tracks: the worker's log lines must not block on it."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import termios
+
+    from tests.fixtures import ROOT
+
+    record = tmp_path / "heard"
+    process_env.update(PLAYBACK_RECORD_DIR=str(record), LOG_LEVEL="DEBUG")
+    queue_tones(24, seconds=1.0)
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    worker = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "playback_worker", "--station",
+                               station.slug, "--output", "dummy"], env=process_env, cwd=ROOT,
+                              stdout=write_end, stderr=write_end)
+    os.close(write_end)
+    try:
+        wait_for(lambda: PlayLog.objects.filter(station=station).count() >= 22, timeout=60)
+        assert worker.poll() is None
+        waiting = fcntl.ioctl(read_end, termios.FIONREAD, b"\0\0\0\0")
+        # The pipe filled (a line longer than the room left blocks its writer): nothing read it.
+        assert int.from_bytes(waiting, "little") >= 3500
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+        os.close(read_end)
+    rec = _heard(record)
+    due = rec.blocks["due_us"] / 1e6
+    assert due[-1] - due[0] > 21.0, aircheck.summary(rec)  # 22 one-second tones or more were heard
+    assert _max_gap_between(rec, due[0], due[-1]) < 0.1, aircheck.summary(rec)

@@ -41,7 +41,7 @@ def test_worker_beats_and_stops_cleanly_on_sigterm(station, spawn):
             worker = spawn("playback_worker", "--station", station.slug)
     beat = WorkerHeartbeat.objects.get(key=f"playback:{station.slug}")
     assert beat.owner == "" and beat.stopped_at is not None
-    assert "stopped" in worker.stdout.read()
+    assert "stopped" in worker.read_out()
 
 
 def test_second_worker_for_the_same_station_refuses_to_start(station, spawn):
@@ -49,7 +49,7 @@ def test_second_worker_for_the_same_station_refuses_to_start(station, spawn):
     wait_for(lambda: _running_beat(station.slug))
     second = spawn("playback_worker", "--station", station.slug)
     assert second.wait(timeout=30) == 3
-    message = second.stderr.read()
+    message = second.read_err()
     assert "already running" in message and station.slug in message
     assert first.poll() is None  # the first keeps playing
 
@@ -80,4 +80,4 @@ def test_a_killed_workers_lease_is_taken_over_at_once(station, spawn, process_en
 def test_unknown_station_is_a_clear_error(db, spawn):
     worker = spawn("playback_worker", "--station", "nowhere")
     assert worker.wait(timeout=30) != 0
-    assert "No station with slug 'nowhere'" in worker.stderr.read()
+    assert "No station with slug 'nowhere'" in worker.read_err()

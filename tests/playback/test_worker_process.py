@@ -51,7 +51,7 @@ def test_music_goes_on_while_redis_is_down_and_status_catches_up(station, tone_t
         private_redis.process.kill()  # Redis dies mid-broadcast
         private_redis.process.wait()
         wait_for(lambda: PlayLog.objects.filter(station=station).count() == 4)
-        assert worker.poll() is None, worker.stderr.read()
+        assert worker.poll() is None, worker.read_err()
         rows = list(PlayLog.objects.filter(station=station).order_by("started_at"))
         assert [r.title for r in rows] == ["A", "B", "C", "D"]
         assert {r.outcome for r in rows} == {PlayLog.Outcome.COMPLETED}
@@ -133,7 +133,7 @@ def test_music_goes_on_while_the_database_is_away_and_the_log_catches_up(station
         proxy.cut()
         cut_at = time.monotonic()
         time.sleep(3.0)  # about three items play while the database is away
-        assert worker.poll() is None, worker.stderr.read()
+        assert worker.poll() is None, worker.read_err()
         during = PlayLog.objects.filter(station=station).count()
         proxy.restore()
         rows = wait_for(lambda: (r := list(PlayLog.objects.filter(station=station).order_by("started_at")))

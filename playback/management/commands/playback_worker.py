@@ -9,6 +9,7 @@ runs a single step for tests. SIGTERM and SIGINT stop it cleanly.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import queue
@@ -25,6 +26,7 @@ from playback.engine import Engine, OutputConfig
 from playback.services import playback_lease_key, worker_channel
 from playback.worker import PlaybackWorker
 from radio.db import guard_sessions
+from radio.logsink import detach_log_output
 from radio.models import Station
 from radio.notify import ChannelLoop, send_in_background
 from radio.services import heartbeat_age, lease_acquire, lease_holder, lease_release, worker_identity
@@ -58,6 +60,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, station: str, oneshot: bool, output: str | None = None, **options) -> None:
         self.shutdown = False
+        # The on-air thread never waits on the log's reader (radio/logsink.py).
+        log_writer = detach_log_output()
         # Before the first connection: a transaction of ours cut off mid-way (a hung socket the
         # backstage gives up on) must not hold the station's queue lock on the server for hours.
         guard_sessions(idle_in_transaction=settings.DB_IDLE_IN_TRANSACTION_SECONDS)
@@ -70,6 +74,8 @@ class Command(BaseCommand):
         self.claim()
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
+        # `kill -USR2 <pid>`: every thread's stack to the log (stderr), the worker goes on.
+        faulthandler.register(signal.SIGUSR2, all_threads=True)
         self.raise_priority()
         events: queue.Queue = queue.Queue()
         record_dir = Path(settings.PLAYBACK_RECORD_DIR) if settings.PLAYBACK_RECORD_DIR else None
@@ -101,6 +107,8 @@ class Command(BaseCommand):
             send_in_background(None)
             channels.close(0.2)
             engine.release()
+            if log_writer is not None:
+                log_writer.close(0.3)
             self.stdout.write(f"Playback worker for station {self.station.slug} stopped"
                               f"{'' if released else ' (lease left to expire: database unavailable)'}.")
             self.stdout.flush()
