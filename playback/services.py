@@ -487,6 +487,11 @@ def _last_played_key(track: Any) -> tuple:
     return (0,) if played is None else (1, played)
 
 
+def _repeat_tier(track: Any) -> int:
+    """0 for a song outside the no-repeat window, 1 for one inside it (NOTE_NO_REPEAT_RELAXED)."""
+    return 0 if not getattr(track, "autodj_note", "") else 1
+
+
 def _notes_join(first: str, second: str) -> str:
     if not first or not second:
         return first or second
@@ -495,7 +500,8 @@ def _notes_join(first: str, second: str) -> str:
 
 def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) -> list[Track]:
     """Pick up to `count` candidates in their order, never an artist twice in a row while
-    another is left; when none is, the least recently played one goes anyway.
+    another is left; when none is, the least recently played one goes anyway. Songs outside the
+    no-repeat window go first: a song repeat is worse than an artist twice in a row.
 
     A pure rule (no database) that the worker also runs on its in-memory pool: it needs
     only `artist` and, if present, `last_played_at` and `autodj_note`. Each pick comes back
@@ -506,10 +512,14 @@ def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) 
     last = (previous_artist or "").casefold()
     pool = list(candidates)
     while pool and len(chosen) < count:
-        index = next((i for i, t in enumerate(pool) if not t.artist or t.artist.casefold() != last), None)
+        # A song heard within the no-repeat window is the worse fault: while songs outside it are
+        # left, the pick is one of them, by the same artist again if need be.
+        tier = min(_repeat_tier(t) for t in pool)
+        indices = [i for i, t in enumerate(pool) if _repeat_tier(t) == tier]
+        index = next((i for i in indices if not pool[i].artist or pool[i].artist.casefold() != last), None)
         relaxed = index is None
         if relaxed:
-            index = min(range(len(pool)), key=lambda i: _last_played_key(pool[i]))
+            index = min(indices, key=lambda i: _last_played_key(pool[i]))
         pick = copy.copy(pool.pop(index))
         pick.autodj_note = _notes_join(getattr(pick, "autodj_note", ""),
                                        NOTE_SEPARATION_RELAXED if relaxed else "")

@@ -59,6 +59,15 @@ def test_separation_gives_way_only_when_no_other_artist_is_left():
     assert [(t.title, t.autodj_note) for t in chosen] == [("S1", ""), ("A1", ""), ("A2", SEPARATION)]
 
 
+def test_a_song_repeat_is_worse_than_the_same_artist_twice():
+    """The last fresh song is by the artist just played; the others aired within the window."""
+    pool = [track("Arik", "A2"), track("Yehoram", "Y1", hours_ago=0.5, note=NO_REPEAT),
+            track("Shlomo", "S1", hours_ago=0.4, note=NO_REPEAT)]
+    chosen = autodj_choose(pool, previous_artist="Arik", count=3)
+    assert [(t.title, t.autodj_note) for t in chosen] == [
+        ("A2", SEPARATION), ("Y1", NO_REPEAT), ("S1", NO_REPEAT)]
+
+
 def test_both_relaxed_rules_are_noted_and_the_candidates_are_left_as_they_were():
     song = track("Arik", "Only", note=NO_REPEAT)
     [pick] = autodj_choose([song], previous_artist="Arik", count=1)
