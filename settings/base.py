@@ -42,9 +42,12 @@ DATABASE_URL = env_str("DATABASE_URL", "")
 EMBEDDED = not DATABASE_URL
 # Which process this is: settings/asgi.py sets "web"; it names the PostgreSQL sessions
 # (application_name, seen in pg_stat_activity) and decides pooled or plain connections.
-ONAIR_PROCESS = env_str("ONAIR_PROCESS", "") or (
-    "playback" if "playback_worker" in sys.argv else "celery" if "celery" in Path(sys.argv[0]).name
-    else "manage")
+# The command decides first: the playback worker and Celery never take the web's pool, even
+# with ONAIR_PROCESS=web inherited from a parent that imported settings/asgi.py (a test run did:
+# the worker then waited on the pool after a database outage instead of reconnecting).
+ONAIR_PROCESS = ("playback" if "playback_worker" in sys.argv
+                 else "celery" if "celery" in Path(sys.argv[0]).name
+                 else env_str("ONAIR_PROCESS", "") or "manage")
 # The web process (ASGI) runs each request's sync code on a fresh thread: a persistent
 # connection (CONN_MAX_AGE > 0) is then kept per thread and never reused — one uvicorn
 # process held 121 idle connections and hit max_connections (issue 9). It borrows from a

@@ -70,6 +70,7 @@ def process_env(tmp_path_factory) -> dict[str, str]:
     env["DATABASE_URL"] = f"{base}/{connection.settings_dict['NAME']}"
     env["DJANGO_SETTINGS_MODULE"] = "settings.test"
     env["PYTHONUNBUFFERED"] = "1"
+    env.pop("ONAIR_PROCESS", None)  # set in this process by importing settings/asgi.py
     return env
 
 

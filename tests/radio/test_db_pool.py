@@ -12,6 +12,9 @@ DB_POOL_MAX sessions.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -33,6 +36,7 @@ from playback.services import queue_append
 from radio.db import guard_sessions, pool_pressure
 from radio.models import Role
 from tests.asgi_server import uvicorn_server
+from tests.fixtures import ROOT
 
 POOL_MAX = 4
 ROLE_LIMIT = POOL_MAX + 4  # the margin the old leak blew through
@@ -159,6 +163,23 @@ def test_other_processes_keep_plain_connections():
     assert settings.DB_POOL is False
     assert "pool" not in connection.settings_dict["OPTIONS"]
     assert connection.settings_dict["OPTIONS"]["application_name"] == "onair-manage"
+
+
+@pytest.mark.parametrize(("argv", "process"), [(["manage.py", "playback_worker", "--station", "x"], "playback"),
+                                               (["/usr/bin/celery", "-A", "settings", "worker"], "celery")])
+def test_the_playback_worker_and_celery_never_pool_even_told_they_are_web(argv, process):
+    """ONAIR_PROCESS=web inherited from a parent that imported settings/asgi.py once gave the
+    playback worker the web's pool: after a database outage it waited on the pool for good."""
+    code = (f"import sys; sys.argv = {argv!r}; import django; django.setup(); "
+            "from django.conf import settings; from django.db import connection; "
+            "print(settings.ONAIR_PROCESS, settings.DB_POOL, 'pool' in connection.settings_dict['OPTIONS'])")
+    env = dict(os.environ, ONAIR_PROCESS="web", DJANGO_SETTINGS_MODULE="settings.base",
+               DATABASE_URL="postgres://onair@127.0.0.1:5432/onair", SECRET_KEY="x" * 50,
+               ALLOWED_HOSTS="localhost")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [process, "False", "False"]
 
 
 @pytest.mark.django_db(transaction=True)
