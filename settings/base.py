@@ -333,7 +333,7 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "radio.cache.RedisCache",  # one connection pool per process (radio/cache.py)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "onair",
         # A Redis that stops answering fails a cache call within seconds instead of holding the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,11 +18,13 @@ from tests.servers import free_port
 def uvicorn_server(env: dict[str, str], *extra: str) -> Iterator[int]:
     """Start uvicorn on a free port with --proxy-headers (as the Procfile); yields the port."""
     port = free_port()
+    # Its log goes to a file, never a pipe nobody reads (a full pipe stops the server mid-test).
+    log = tempfile.TemporaryFile("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "settings.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--proxy-headers", "--log-level", "warning",
          "--timeout-graceful-shutdown", "2", *extra],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -31,7 +34,8 @@ def uvicorn_server(env: dict[str, str], *extra: str) -> Iterator[int]:
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"uvicorn did not start: {process.stderr.read()}") from None
+                log.seek(0)
+                raise RuntimeError(f"uvicorn did not start: {log.read()}") from None
             time.sleep(0.1)
     try:
         yield port

@@ -215,3 +215,28 @@ def test_now_playing_answers_from_the_database_within_seconds_while_redis_is_sil
         redis_proxy.close()
     assert data["station"]["slug"] == station.slug and data["is_online"] is False
     assert waited < 6  # the cache gives up after its socket time-out (2 s), the database answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_process_keeps_its_redis_connections_across_requests(station, process_env):
+    """Django builds a cache backend per request context under ASGI; each built its own pool and
+    opened a new Redis connection per request (radio/cache.py). Counted at the Redis server."""
+    import urllib.request
+
+    import redis
+
+    from tests.asgi_server import uvicorn_server
+
+    station.public_now_playing = True
+    station.save(update_fields=["public_now_playing"])
+    server = redis.Redis.from_url(process_env["REDIS_URL"])
+    path = f"/api/v1/public/stations/{station.slug}/now-playing"
+    with uvicorn_server(process_env) as port:
+        for _ in range(5):  # warm: the pool opens what it needs
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
+        before = server.info("stats")["total_connections_received"]
+        for _ in range(60):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                assert response.status == 200
+        opened = server.info("stats")["total_connections_received"] - before
+    assert opened <= 3, f"{opened} Redis connections for 60 requests"
