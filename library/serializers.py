@@ -10,7 +10,7 @@ from rest_framework.reverse import reverse
 from library.models import Genre, Track
 from radio.models import Role, SyncRun
 from radio.serializers import IntegerPKField
-from radio.services import has_role
+from radio.services import request_role, role_at_least
 
 
 def cue_errors(cue_in: float | None, cue_out: float | None, duration: float | None) -> dict[str, str]:
@@ -72,7 +72,9 @@ class TrackSerializer(serializers.ModelSerializer):
         # Asked once per serializer (a list shares one child), not once per track.
         if not hasattr(self, "_sees_sources_cache"):
             request = self.context.get("request")
-            self._sees_sources_cache = bool(request) and has_role(request.user, track.station, Role.EDITOR)
+            # The role the request already looked up (request_role): no second membership query.
+            self._sees_sources_cache = bool(request) and role_at_least(request_role(request, track.station),
+                                                                       Role.EDITOR)
         return self._sees_sources_cache
 
     @extend_schema_field(serializers.CharField(allow_null=True))

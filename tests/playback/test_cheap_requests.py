@@ -217,6 +217,16 @@ def test_now_playing_answers_from_the_database_within_seconds_while_redis_is_sil
     assert waited < 6  # the cache gives up after its socket time-out (2 s), the database answers
 
 
+def test_a_track_search_looks_the_role_up_once(token_client, station, make_playable):
+    for title in ("Shir Ahava", "Shir Laila", "Shir Boker"):
+        make_playable(title, "Kol Band")
+    with CaptureQueriesContext(connection) as queries:
+        response = token_client.get(url(station, "tracks") + "?search=shir")
+    assert response.status_code == 200 and response.json()["count"] == 3
+    assert {t["source_id"] for t in response.json()["results"]} == {None}  # a viewer: no sources
+    assert len(_membership_queries(queries.captured_queries)) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_web_process_keeps_its_redis_connections_across_requests(station, process_env):
     """Django builds a cache backend per request context under ASGI; each built its own pool and
