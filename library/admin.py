@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from library.models import DriveFolder, Genre, Track
+from library.models import DriveFolder, Genre, Playlist, PlaylistItem, Track
 from library.serializers import cue_errors
 from library.services import track_enqueue_analysis, track_update
 from radio.admin import StationScopedAdmin
@@ -396,6 +396,41 @@ class DriveFolderAdmin(LibraryAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         self._limit_genres(form, "genre_override", obj.station if obj is not None else None)
         return form
+
+
+
+# --- Playlists ------------------------------------------------------------------
+
+class PlaylistItemInline(admin.TabularInline):
+    model = PlaylistItem
+    extra = 0
+    fields = ["position", "track"]
+    raw_id_fields = ["track"]
+
+
+@admin.register(Playlist)
+class PlaylistAdmin(LibraryAdmin):
+    """Static playlists list their tracks (in the order of `position`); smart ones are a saved filter."""
+
+    list_display = ["name", "station", "kind", "order", "item_count", "updated_at"]
+    list_filter = ["kind", "order"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["genres"]
+    inlines = [PlaylistItemInline]
+    fieldsets = [
+        (None, {"fields": ["station", "name", "slug", "kind", "order"]}),
+        (_("Smart playlist rules (each rule set must hold)"), {"fields": [
+            "kinds", "genres", "artists", "language", ("year_from", "year_to"),
+            ("min_seconds", "max_seconds"), "not_aired_hours", "limit"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(item_count=Count("items"))
+
+    @admin.display(description=_("tracks"), ordering="item_count")
+    def item_count(self, obj: Playlist) -> int:
+        return obj.item_count
 
 
 from library import admin_gmail  # noqa: E402,F401

@@ -295,3 +295,68 @@ class GmailImport(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class Playlist(models.Model):
+    """What a show, a slot or a calendar event can play: a static list, or a saved filter (smart).
+
+    A static playlist's items play in order, shuffled per pass, or at random without a repeat
+    until all have played (library/playlist_order.py; the cursor and cycle are kept here).
+    A smart playlist is a filter over the station's playable tracks (library/playlists.py).
+    """
+
+    class Kind(models.TextChoices):
+        STATIC = "static", _("Static (a list of tracks)")
+        SMART = "smart", _("Smart (a saved filter)")
+
+    class Order(models.TextChoices):
+        IN_ORDER = "in_order", _("In order")
+        SHUFFLE = "shuffle", _("Shuffled, each once per pass")
+        RANDOM = "random", _("Random, no repeat until all have played")
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="playlists")
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, allow_unicode=True)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.STATIC)
+    order = models.CharField(_("order"), max_length=10, choices=Order.choices, default=Order.IN_ORDER)
+    # Smart: every rule that is set must hold.
+    kinds = models.JSONField(_("track kinds"), default=list, blank=True)
+    genres = models.ManyToManyField(Genre, verbose_name=_("genres"), blank=True, related_name="playlists")
+    artists = models.JSONField(_("artists"), default=list, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    year_from = models.PositiveSmallIntegerField(_("from year"), null=True, blank=True)
+    year_to = models.PositiveSmallIntegerField(_("to year"), null=True, blank=True)
+    min_seconds = models.FloatField(_("shortest (s)"), null=True, blank=True)
+    max_seconds = models.FloatField(_("longest (s)"), null=True, blank=True)
+    not_aired_hours = models.PositiveIntegerField(_("not aired within (hours)"), null=True, blank=True)
+    limit = models.PositiveIntegerField(_("at most (tracks)"), null=True, blank=True)
+    # Where a static playlist's order stands (library/playlist_order.py).
+    cursor = models.PositiveIntegerField(default=0, editable=False)
+    cycle = models.JSONField(default=list, blank=True, editable=False)
+    last_track = models.ForeignKey(Track, on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["station", "slug"], name="playlist_unique_slug")]
+        verbose_name = _("playlist")
+        verbose_name_plural = _("playlists")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlaylistItem(models.Model):
+    playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="items")
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="playlist_items")
+    position = models.PositiveIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = _("playlist item")
+        verbose_name_plural = _("playlist items")
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.track}"
