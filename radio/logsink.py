@@ -118,6 +118,6 @@ class Throttled:
             self.last[key] = now
             left_out = self.left_out.pop(key, 0)
         if left_out:
-            msg, args = f"{msg} (and {left_out} times more in the last {now - last:.0f} s)", (*args,)
+            msg = f"{msg} (and {left_out} times more in the last {now - last:.0f} s)"
         self.target.warning(msg, *args, exc_info=exc_info)
         return True

@@ -41,7 +41,7 @@ def backtime(remaining: float, songs: Sequence[Item], shorts: Sequence[Item] = (
              max_shorts: int = 2) -> Plan:
     """What to play in `remaining` seconds; see the module's docstring."""
     if remaining <= 0:
-        return Plan([], -remaining if remaining < 0 else 0.0)
+        return Plan([], -remaining)
     plan: list[Item] = []
     left = remaining
     pool = list(songs)

@@ -47,13 +47,13 @@ def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
     low = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
     high = instant
     after = high.astimezone(zone).utcoffset()
-    while high - low > timedelta(seconds=1):
+    while high - low > timedelta(microseconds=1):  # to the microsecond: `high` is the change
         middle = low + (high - low) / 2
         if middle.astimezone(zone).utcoffset() == after:
             high = middle
         else:
             low = middle
-    return high.replace(microsecond=0) if high.microsecond else high
+    return high
 
 
 def occurrences(slot: WeeklySlot, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:

@@ -35,7 +35,9 @@ def uvicorn_server(env: dict[str, str], *extra: str) -> Iterator[int]:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 log.seek(0)
-                raise RuntimeError(f"uvicorn did not start: {log.read()}") from None
+                output = log.read()
+                log.close()
+                raise RuntimeError(f"uvicorn did not start: {output}") from None
             time.sleep(0.1)
     try:
         yield port
@@ -46,3 +48,4 @@ def uvicorn_server(env: dict[str, str], *extra: str) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        log.close()
