@@ -287,6 +287,8 @@ ONAIR_TOKEN_KEY = env_str("ONAIR_TOKEN_KEY", "")
 GOOGLE_DRIVE_ROOT_FOLDER = env_str("GOOGLE_DRIVE_ROOT_FOLDER", "")
 DRIVE_SYNC_INTERVAL = env_float("DRIVE_SYNC_INTERVAL", 300.0, minimum=10.0)
 GMAIL_IMPORT_INTERVAL = env_float("GMAIL_IMPORT_INTERVAL", 600.0, minimum=10.0)
+# How often beat asks which calendars are due (each calendar has its own interval, ≤ 60 s).
+CALENDAR_SYNC_TICK = env_float("CALENDAR_SYNC_TICK", 10.0, minimum=1.0)
 GMAIL_QUERY = env_str("GMAIL_QUERY", "has:attachment is:unread")
 GMAIL_PROCESSED_LABEL = env_str("GMAIL_PROCESSED_LABEL", "OnAir/Processed")
 # Mail the query finds without an audio attachment: labelled so, left unread, for a person.

@@ -43,6 +43,10 @@ def _beat_schedule() -> dict:
         "drive-sync": {"task": "library.tasks.drive_sync_all", **_every(settings.DRIVE_SYNC_INTERVAL)},
         "gmail-import": {"task": "library.tasks.gmail_import_all",
                          **_every(settings.GMAIL_IMPORT_INTERVAL)},
+        # Calendars sync on their own interval (≤ 60 s); this tick asks which are due.
+        "calendar-sync": {"task": "scheduling.tasks.calendar_sync_due",
+                          **_every(settings.CALENDAR_SYNC_TICK)},
+        "schedule-preflight": {"task": "scheduling.tasks.preflight", **_every(60.0)},
         # Tracks whose analysis could not be queued (broker down at import) get it here.
         "analysis-sweep": {"task": "library.tasks.analysis_sweep", **_every(60.0)},
         # Cached audio no track refers to any more (content changed in Drive) is removed.
