@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 DB_ERRORS = (DatabaseError, InterfaceError)
 MAX_WRITES = 10_000
 POOL_REFRESH_SECONDS = 30.0
+SCHEDULE_REFRESH_SECONDS = 5.0
 
 
 @dataclass
@@ -106,8 +107,9 @@ class Backstage:
         self.lease_status: dict[str, Any] = {}
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.want_commands = self.want_queue = self.want_pool = True
-        self.last_beat = self.last_pool = -1e9
+        self.want_commands = self.want_queue = self.want_pool = self.want_schedule = True
+        self.last_beat = self.last_pool = self.last_schedule = -1e9
+        self.schedule_known: dict[str, Any] = {}  # playback.schedule.Start by key
         self.seen_commands: deque[int] = deque(maxlen=500)
         self.db_down_since: float | None = None
         self.busy_since: float | None = None
@@ -143,7 +145,7 @@ class Backstage:
 
     def nudge(self) -> None:
         """Something changed (a command, the queue, an item started): read again soon."""
-        self.want_commands = self.want_queue = True
+        self.want_commands = self.want_queue = self.want_schedule = True
         self.wake.set()
 
     def request_pool(self) -> None:
@@ -203,6 +205,12 @@ class Backstage:
             self.seen_commands.extend(c.pk for c in fresh)
             if fresh:
                 self.post(("commands", fresh))
+        if self.want_schedule or now - self.last_schedule >= SCHEDULE_REFRESH_SECONDS:
+            schedule = self.db(self.read_schedule)
+            if schedule is None:
+                return False
+            self.want_schedule, self.last_schedule = False, now
+            self.post(("schedule", *schedule))
         if self.want_pool or now - self.last_pool >= POOL_REFRESH_SECONDS:
             pool = self.db(self.read_pool)
             if pool is None:
@@ -260,6 +268,24 @@ class Backstage:
         emergency = [Entry.from_track(t, reason=Reason.EMERGENCY)
                      for t in services.emergency_tracks(self.station)]
         return pool, emergency
+
+    def read_schedule(self) -> tuple[list[Any], list[Entry], Any]:
+        """Upcoming starts of the programme, the short items back-timing closes gaps with, and the
+        station's soft-start settings."""
+        from playback.programme import Settings
+        from playback.schedule import read_starts
+
+        starts = read_starts(self.station, known=self.schedule_known)
+        keys = {s.key for s in starts}
+        self.schedule_known = {k: v for k, v in self.schedule_known.items() if k in keys}
+        shorts = [Entry.from_track(t, reason=Reason.AUTODJ, note="back-timing")
+                  for t in services.short_items(self.station)]
+        row = Station.objects.filter(pk=self.station.pk).values(
+            "soft_start_tolerance", "fade_to_fit", "fade_to_fit_max").first() or {}
+        settings_ = Settings(tolerance=float(row.get("soft_start_tolerance", 10)),
+                             fade_to_fit=bool(row.get("fade_to_fit")),
+                             fade_to_fit_max=float(row.get("fade_to_fit_max", 15)))
+        return starts, shorts, settings_
 
     def _run_db(self, fn: Callable[[], Any]) -> Any:
         """Run `fn`, noting when it started and on which socket, so `rescue` can end a hung query."""

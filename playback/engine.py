@@ -12,13 +12,14 @@ import ctypes
 import logging
 import queue
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import vlc
 
-from playback.output import PacedSink, Recorder
+from playback.output import PacedSink, Recorder, clock_us
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ class Engine:
             manager.event_attach(event_type, self._on_event, name)
         self.generation = 0
         self.ramp: tuple[float, float, float, float] | None = None
+        # Timed starts: how long from play() to the first sample heard, as measured (µs).
+        self.start_latencies: deque[int] = deque(maxlen=20)
+        self.timed_start: tuple[int, int] | None = None  # (play() called, due) of the last timed start
 
     def _attach_amem(self, sink: Any) -> None:
         """Hand every decoded PCM buffer to `sink` (benchmarks and tests capture the output).
@@ -159,6 +163,53 @@ class Engine:
         if self.player.play() == -1:
             raise RuntimeError("VLC refused to play the media")
         return self.generation
+
+    # --- timed starts (hard starts of the programme) -----------------------------------
+
+    DEFAULT_START_LEAD = 0.5  # s: before a start's due time, play() is called this early
+
+    def start_lead(self) -> float:
+        """How early to call `start_at` before the due time: the slowest recent start, plus margin.
+
+        The sink holds an early item back to its due time, so early is exact and late is late.
+        """
+        if not self.start_latencies:
+            return self.DEFAULT_START_LEAD
+        return min(1.5, max(0.25, max(self.start_latencies) / 1e6 + 0.1))
+
+    def start_at(self, media: vlc.Media, due_us: int) -> int:
+        """Play `media` so that its first sample is heard at `due_us` (libvlc clock), replacing
+        whatever plays. Exact on outputs with a paced sink (dummy, Icecast monitor); on the
+        sound card it starts now, `start_lead()` early."""
+        self.note_start_latency()
+        self.generation += 1
+        self.player.set_media(media)
+        gate = getattr(self.sink, "gate", None)
+        if gate is not None:
+            gate(due_us)
+        self.timed_start = (clock_us(), due_us)
+        if self.player.play() == -1:
+            self.timed_start = None
+            raise RuntimeError("VLC refused to play the media")
+        self.ramp = None
+        self._set_preamp(volume_to_preamp(self.volume))
+        return self.generation
+
+    def note_start_latency(self) -> tuple[int, int] | None:
+        """(due, heard) of the last timed start once its first sample was heard; learns the latency."""
+        gated = getattr(self.sink, "gated", None)
+        if self.timed_start is None or gated is None:
+            return None
+        called, _due = self.timed_start
+        self.timed_start = None
+        self.start_latencies.append(max(0, gated[0] - called))
+        return gated
+
+    def fade_to_silence(self, fade_ms: int) -> None:
+        """Ramp to silence without waiting (the loop advances it); the volume setting is kept."""
+        keep = self.volume
+        self.ramp_volume(0, fade_ms=fade_ms)
+        self.volume = keep
 
     def stop(self) -> None:
         self.generation += 1

@@ -71,6 +71,11 @@ class PacedSink:
         self.closing = False
         self.last_heard = 0.0  # time.monotonic() when the last sample was played out
         self.frames_heard = 0
+        # A timed start (`gate`): the new item's first buffer is heard at `gate_at` exactly, by
+        # holding it (and every buffer after it) back by `shift_us`.
+        self.gate_at: int | None = None
+        self.shift_us = 0
+        self.gated: tuple[int, int] | None = None  # (first buffer's due + latency, heard at) of the last gate
         self.thread = threading.Thread(target=self._run, name="playout", daemon=True)
         self.thread.start()
 
@@ -78,7 +83,26 @@ class PacedSink:
 
     def play(self, pcm: bytes, pts_us: int) -> None:
         with self.cond:
-            self.pending.append((pts_us, pcm))
+            if self.gate_at is not None:
+                natural = pts_us + self.latency_us
+                self.shift_us = max(0, self.gate_at - natural)
+                self.gated = (natural, natural + self.shift_us)
+                self.gate_at = None
+            self.pending.append((pts_us + self.shift_us, pcm))
+            self.cond.notify()
+
+    def gate(self, at_us: int) -> None:
+        """The next buffer is the first of an item that must be heard at `at_us` (libvlc clock).
+
+        What is still pending of the item before and would sound at or after `at_us` is never
+        heard (it is being faded out). The new item is held back to `at_us`; if it comes too late
+        to make it, it is heard as soon as it comes (`gated` tells which).
+        """
+        with self.cond:
+            def ends(due: int, pcm: bytes) -> int:
+                return due + self.latency_us + len(pcm) * 1_000_000 // (FRAME_BYTES * RATE)
+            self.pending = deque((due, pcm) for due, pcm in self.pending if ends(due, pcm) <= at_us)
+            self.gate_at, self.gated = at_us, None
             self.cond.notify()
 
     def pause(self, pts_us: int) -> None:
@@ -96,6 +120,7 @@ class PacedSink:
     def flush(self, pts_us: int) -> None:
         with self.cond:
             self.pending.clear()  # handed over but not yet heard: never heard
+            self.shift_us = 0
             self.cond.notify()
 
     def drain(self) -> None:

@@ -559,6 +559,16 @@ def autodj_top_up(*, station: Station) -> list[QueueItem]:
     return items
 
 
+SHORT_ITEM_MAX_SECONDS = 60.0
+
+
+def short_items(station: Station, *, limit: int = 40) -> list[Track]:
+    """Jingles and station IDs back-timing may close a gap with (at most a minute long)."""
+    tracks = Track.objects.filter(station=station, kind=Track.Kind.JINGLE).playable().filter(
+        duration__lte=SHORT_ITEM_MAX_SECONDS).order_by(F("last_played_at").asc(nulls_first=True), "id")
+    return list(tracks[:limit])
+
+
 def emergency_tracks(station: Station) -> list[Track]:
     return [e.track for e in EmergencyTrack.objects.filter(station=station).select_related("track")
             if e.track.is_playable]

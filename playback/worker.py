@@ -34,6 +34,7 @@ from playback import services
 from playback.backstage import DB_ERRORS, Backstage, Entry, spool_path
 from playback.engine import Engine
 from playback.models import PlayerCommand, PlayerState, PlayLog, Reason
+from playback.programme import HARD_FADE_MS, LATE_LIMIT, Programme
 from radio.models import Notification, Station
 from radio.notify import MessageType, station_notify
 from radio.services import notification_post
@@ -131,7 +132,7 @@ class WorkerStatus:
 class PlaybackWorker:
     def __init__(self, station: Station, engine: Engine, events: queue.Queue, *, owner: str,
                  clock: Callable[[], float] = time.monotonic, threaded: bool = False,
-                 beacon: bool = False) -> None:
+                 beacon: bool = False, wall: Callable[[], datetime] = timezone.now) -> None:
         self.station = station
         self.slug = station.slug
         self.engine = engine
@@ -158,6 +159,8 @@ class PlaybackWorker:
         self.beacon = Beacon(beacon_path(self.slug)) if beacon else None
         self.join_delay = JOIN_DELAY  # s after a natural end before the next start
         self.join_at: float | None = None
+        self.programme = Programme(clock=clock, wall=wall)
+        self.last_due_us = 0
 
     @property
     def nudged(self) -> bool:
@@ -235,6 +238,9 @@ class PlaybackWorker:
             timeout = min(timeout, max(0.0, self.join_at - self.clock()))
         if self.engine.ramp is not None:
             timeout = min(timeout, 0.02)
+        wake = self.programme.next_wake(self.clock(), self.on_air_end(), self.engine.start_lead())
+        if wake is not None:
+            timeout = min(timeout, max(0.0, wake - self.clock()))
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
@@ -255,6 +261,7 @@ class PlaybackWorker:
     def tick(self) -> None:
         now = self.clock()
         self.engine.ramp_step()
+        self.run_timer(now)
         if self.on_air is None and not self.stopped and not self.paused \
                 and (self.join_at is None or now >= self.join_at):
             self.join_at = None
@@ -275,6 +282,9 @@ class PlaybackWorker:
             return
         if source == "pool":
             self.pool, self.emergency = name, rest[0]
+            return
+        if source == "schedule":
+            self.programme.update(name, *rest)
             return
         if source == "commands":
             for command in name:
@@ -351,6 +361,9 @@ class PlaybackWorker:
         self.start_next()
 
     def next_entry(self) -> Entry | None:
+        entry = self.programme_entry()
+        if entry is not None:
+            return entry
         while self.upcoming:
             entry = self.upcoming.pop(0)
             if entry.queue_item_id:
@@ -379,6 +392,81 @@ class PlaybackWorker:
                     return entry
         return None
 
+    # --- the programme: timed starts and back-timed fill (playback/programme.py) --------------
+
+    def on_air_end(self) -> float | None:
+        """When the item on air will have been heard out, on the clock (None: unknown or nothing)."""
+        on_air = self.on_air
+        if on_air is None or not on_air.entry.length or self.paused:
+            return None
+        return on_air.started_mono + on_air.paused_for + on_air.entry.length
+
+    def run_timer(self, now: float) -> None:
+        """Fade out and start on time for the next timed start (see playback/programme.py)."""
+        gated = self.engine.note_start_latency()
+        if gated is not None:
+            logger.info("station=%s timed start heard %+.1f ms from its due time (engine latency %.0f ms)",
+                        self.slug, (gated[1] - self.last_due_us) / 1000 if self.last_due_us else 0.0,
+                        self.engine.start_latencies[-1] / 1000)
+        timed = self.programme.next_timed(self.on_air_end())
+        if timed is None:
+            return
+        start, at = timed
+        if self.stopped:
+            if now >= at:
+                self.programme.take(start)  # an operator stopped the station: the programme waits
+            return
+        fade, call = self.programme.fire_times(at, self.engine.start_lead())
+        if now >= fade and self.programme.fading != start.key and self.on_air is not None and now < call:
+            self.programme.fading = start.key
+            self.engine.fade_to_silence(HARD_FADE_MS)
+        if now < call:
+            return
+        entries = self.programme.take(start)
+        late = now - at
+        if not entries:
+            logger.error("station=%s programme %s: nothing playable at its start; auto-DJ carries on",
+                         self.slug, start.label)
+            self.engine.restore_volume()
+            return
+        if self.on_air is not None:
+            self.finish(PlayLog.Outcome.INTERRUPTED, f"programme start: {start.label}")
+        self.paused = False
+        due = None if late > 0 or late < -5 else at  # past due: as soon as possible
+        if late > LATE_LIMIT:
+            logger.warning("station=%s programme %s starts %.0f s late", self.slug, start.label, late)
+        first = entries[0]
+        if not self.start(first, due=due):
+            self.start_next()
+
+    def programme_entry(self) -> Entry | None:
+        """The programme's next item, a soft start that is due, or a back-timed fill item."""
+        entry = self.programme.next_scheduled()
+        if entry is not None:
+            return entry
+        now = self.clock()
+        begins = now + self.engine.ahead()
+        queued = [e for e in self.upcoming if e.path.is_file()]
+        decision = self.programme.choose(now, begins, queued, [e for e in self.pool if e.path.is_file()])
+        if decision[0] == "start":
+            start = decision[1]
+            entries = self.programme.take(start)
+            if entries:
+                logger.info("station=%s programme %s starts (soft), %+.1f s from its time", self.slug,
+                            start.label, begins - self.programme.mono_of(start.at))
+                return entries[0]
+            return None
+        if decision[0] == "pick":
+            pick = decision[1]
+            if pick in self.upcoming:
+                self.upcoming.remove(pick)
+                if pick.queue_item_id:
+                    self.consumed.append(pick.queue_item_id)
+            elif pick in self.pool:
+                self.pool.remove(pick)
+            return pick
+        return None
+
     def ensure_prepared(self) -> None:
         """Have the next item's media ready before the current one ends."""
         if not self.upcoming:
@@ -404,22 +492,27 @@ class PlaybackWorker:
             self.broadcast(force=True)
         return False
 
-    def start(self, entry: Entry) -> bool:
+    def start(self, entry: Entry, *, due: float | None = None) -> bool:
+        """Start `entry` now, or (`due`, on the clock) so that its first sample is heard then."""
         key = (entry.queue_item_id, entry.track_id, str(entry.path))
         try:
             media = self.prepared.media if self.prepared and self.prepared.key == key else \
                 self.engine.prepare(entry.path, cue_in=entry.cue_in, cue_out=entry.cue_out,
                                     duration=entry.duration)
             self.prepared = None
-            self.engine.restore_volume()
-            generation = self.engine.start(media)
+            if due is not None:
+                self.last_due_us = int(due * 1e6)
+                generation = self.engine.start_at(media, self.last_due_us)
+            else:
+                self.engine.restore_volume()
+                generation = self.engine.start(media)
         except (FileNotFoundError, RuntimeError) as exc:
             self.log_failed_entry(entry, str(exc))
             return False
         self.join_at = None
         # Heard once what was handed over before it has played out (a gapless join).
-        lead = self.engine.ahead()
         now = self.clock()
+        lead = max(0.0, due - now) if due is not None else self.engine.ahead()
         self.on_air = OnAir(entry=entry, uid=uuid.uuid4(), started_at=timezone.now() + timedelta(seconds=lead),
                             started_mono=now + lead, generation=generation, position_moved=now)
         self.status.silence_since = None

@@ -55,6 +55,16 @@ class Station(models.Model):
         help_text=_("Auto-DJ does not replay a track within this many hours."))
     silence_alert_seconds = models.PositiveSmallIntegerField(
         _("silence alert after (s)"), default=10)
+    # Soft starts (scheduling/backtiming.py, the playback worker).
+    soft_start_tolerance = models.PositiveSmallIntegerField(
+        _("soft start tolerance (s)"), default=10,
+        help_text=_("A soft programme may start this much early rather than wait for one more song."))
+    fade_to_fit = models.BooleanField(
+        _("fade to fit"), default=False,
+        help_text=_("When the fill before a soft start would overrun, fade it out on time instead."))
+    fade_to_fit_max = models.PositiveSmallIntegerField(
+        _("fade to fit at most (s)"), default=15,
+        help_text=_("Never fade more than this much of an item to start on time."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

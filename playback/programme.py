@@ -1,0 +1,190 @@
+"""The programme on the on-air thread: when scheduled starts fire, and the fill before soft ones.
+
+Kept apart from the worker (playback/worker.py) and driven by it; everything here is in memory
+(the backstage thread reads the starts, playback/schedule.py) and takes the clock as given, so
+the timer and the choices are tested step by step with an injectable clock.
+
+- **Hard start**: at `at − lead − fade − FADE_AHEAD` the item on air starts fading (a ramp the
+  loop advances; the on-air thread never sleeps through it), and at `at − lead` the programme's
+  first item is started with its due time: the output holds it back to `at` exactly (the paced
+  sink's gate), so the error is what the engine measures, not the loop's wake-up. `lead` is the
+  engine's measured start latency plus a margin (Engine.start_lead). The worker's loop waits on
+  its event queue with the time to the next firing as time-out: no polling tick.
+- **Soft start**: never waits for "one more song". Each time the next item is chosen while a soft
+  start (or, with fill "rotation", the end of the programme on air) is within BACKTIME_WINDOW,
+  the fill is planned again by back-timing (scheduling/backtiming.py) over what is queued, the
+  auto-DJ pool and the station's short items, from when the next item will begin to be heard;
+  its first item is what plays. Within the station's tolerance, the programme starts. With
+  "fade to fit" on, an item that would overrun a soft start by at most the station's maximum is
+  faded out on time, as for a hard start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from playback.backstage import Entry
+from scheduling.backtiming import Item, backtime
+
+logger = logging.getLogger(__name__)
+
+HARD_FADE_MS = 1500  # a hard start fades out what plays over this long
+FADE_AHEAD = 0.3  # s: audio handed to the output before it is heard; the fade must be in it
+BACKTIME_WINDOW = 3600.0  # s: soft starts nearer than this shape the fill
+LATE_LIMIT = 120.0  # s: a hard start missed by more than this (worker down) starts as soft
+
+
+@dataclass
+class Settings:
+    tolerance: float = 10.0
+    fade_to_fit: bool = False
+    fade_to_fit_max: float = 15.0
+
+
+@dataclass
+class Boundary:
+    """The end of the programme on air, when it asks for the fill to be back-timed to it."""
+    key: str
+    at: datetime
+    hard: bool = False
+    label: str = ""
+    entries: list[Entry] | None = None
+    fill: str = "none"
+
+
+class Programme:
+    def __init__(self, *, clock: Callable[[], float], wall: Callable[[], datetime]) -> None:
+        self.clock, self.wall = clock, wall
+        self.starts: list = []  # playback.schedule.Start, sorted by time
+        self.shorts: list[Entry] = []
+        self.settings = Settings()
+        self.scheduled: list[Entry] = []  # the rest of the programme on air
+        self.current = None  # the Start on air
+        self.done: deque[str] = deque(maxlen=500)
+        self.fading: str | None = None  # key of the start whose fade is running
+
+    def update(self, starts: list, shorts: list[Entry], settings: Settings | None = None) -> None:
+        done = set(self.done)
+        self.starts = sorted((s for s in starts if s.key not in done), key=lambda s: s.at)
+        self.shorts = shorts
+        if settings is not None:
+            self.settings = settings
+
+    def mono_of(self, at: datetime) -> float:
+        """A UTC instant on the worker's clock."""
+        return self.clock() + (at - self.wall()).total_seconds()
+
+    # --- hard starts ------------------------------------------------------------------
+
+    def next_timed(self, on_air_end: float | None) -> tuple[object, float] | None:
+        """The next start to fire on the timer: (start, due on the clock).
+
+        A hard start; or, with fade to fit, a soft start the item on air would overrun by no more
+        than the station's maximum.
+        """
+        for start in self.starts:
+            if start.key in self.done:
+                continue
+            at = self.mono_of(start.at)
+            if start.hard:
+                return start, at
+            if (self.settings.fade_to_fit and on_air_end is not None
+                    and self.settings.tolerance < on_air_end - at <= self.settings.fade_to_fit_max):
+                return start, at
+            return None  # a soft start comes first: the fill is back-timed to it
+        return None
+
+    @staticmethod
+    def fire_times(at: float, lead: float) -> tuple[float, float]:
+        """(start fading, call start) on the clock for a start due at `at`."""
+        call = at - lead
+        return call - HARD_FADE_MS / 1000 - FADE_AHEAD, call
+
+    def next_wake(self, now: float, on_air_end: float | None, lead: float) -> float | None:
+        """When the loop must next look at the programme (None: nothing timed)."""
+        timed = self.next_timed(on_air_end)
+        if timed is None:
+            return None
+        start, at = timed
+        fade, call = self.fire_times(at, lead)
+        return call if self.fading == start.key or now >= fade else fade
+
+    def take(self, start) -> list[Entry]:
+        """The start fires: its entries that can play (the first plays now, the rest follow)."""
+        self.done.append(start.key)
+        if start in self.starts:
+            self.starts.remove(start)
+        if self.fading == start.key:
+            self.fading = None
+        entries = [e for e in (start.entries or []) if e.path.is_file()]
+        if not isinstance(start, Boundary):
+            self.current = start
+            self.scheduled = entries[1:]
+        return entries
+
+    def next_scheduled(self) -> Entry | None:
+        while self.scheduled:
+            entry = self.scheduled.pop(0)
+            if entry.path.is_file():
+                return entry
+        return None
+
+    # --- soft starts: back-timing -----------------------------------------------------
+
+    def soft_target(self):
+        """The next soft start, or the programme's end when it is filled from rotation."""
+        end = None
+        if self.current is not None and self.current.fill == "rotation" and not self.scheduled:
+            key = f"end:{self.current.key}"
+            if key not in self.done:
+                end = Boundary(key=key, at=self.current.end, label=self.current.label)
+        for start in self.starts:
+            if start.key in self.done:
+                continue
+            if start.hard:
+                break  # the timer takes it; the fill before it is not back-timed (it fades)
+            if end is not None and end.at <= start.at:
+                return end
+            return start
+        return end
+
+    def choose(self, now: float, begins: float, queued: list[Entry], pool: list[Entry]) -> tuple:
+        """What the next item is while a soft target is near.
+
+        `begins`: when the next item will begin to be heard, on the clock. Returns
+        ("start", start) to start a programme now, ("pick", entry) to play a back-timed
+        item (the caller takes it off its list), or ("none",) when back-timing has no say.
+        """
+        target = self.soft_target()
+        if target is None:
+            return ("none",)
+        remaining = self.mono_of(target.at) - begins
+        if remaining > BACKTIME_WINDOW:
+            return ("none",)
+        if remaining <= self.settings.tolerance:
+            return ("start", target)
+        songs = [e for e in [*queued, *pool] if e.length and e.kind == "song"]
+        by_id: dict[str, Entry] = {}
+        items = []
+        for n, entry in enumerate(songs):
+            by_id[f"s{n}"] = entry
+            items.append(Item(f"s{n}", entry.length))
+        shorts = []
+        for n, entry in enumerate(self.shorts):
+            if entry.length:
+                by_id[f"j{n}"] = entry
+                shorts.append(Item(f"j{n}", entry.length))
+        plan = backtime(remaining, items, shorts)
+        if not plan.items or abs(plan.error) > remaining:
+            return ("start", target)  # nothing fits better than starting now
+        pick = by_id[str(plan.items[0].id)]
+        if pick in self.shorts:  # the next gap uses another one first
+            self.shorts.remove(pick)
+            self.shorts.append(pick)
+        logger.info("back-timing to %s: %.1f s left, plan of %d items ends %+.1f s off", target.label or
+                    target.key, remaining, len(plan.items), plan.error)
+        return ("pick", pick)
