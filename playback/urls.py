@@ -14,6 +14,7 @@ router.register(rf"{STATION}/history", views.HistoryViewSet, basename="playlog")
 
 urlpatterns = [
     re_path(rf"^{STATION}/now-playing$", views.NowPlayingView.as_view(), name="now-playing"),
+    re_path(rf"^{STATION}/timeline$", views.TimelineView.as_view(), name="timeline"),
     re_path(r"^public/stations/(?P<station_slug>[-\w]+)/now-playing$", views.PublicNowPlayingView.as_view(),
             name="public-now-playing"),
     re_path(rf"^{STATION}/history\.csv$", views.HistoryViewSet.as_view({"get": "export_csv"}),
