@@ -104,8 +104,8 @@ def event_fields(item: dict[str, Any], source: CalendarSource, resolver: _Resolv
         "updated": _instant({"dateTime": item["updated"]}, "UTC")[0] if item.get("updated") else None,
     }
     if item.get("status") == "cancelled":
-        fields["status"] = CalendarEvent.Status.CANCELLED
-        return fields
+        # Google sends a deleted event as its id and status alone: keep what the row knew.
+        return {"status": CalendarEvent.Status.CANCELLED, "problem": _("Deleted in the calendar.")}
     if all_day:
         fields["status"] = CalendarEvent.Status.NOTE
         return fields
@@ -151,9 +151,9 @@ def _list_pages(service, run: SyncRun, **params: Any):
             return
 
 
-def sync_calendar(service, source: CalendarSource, progress: Progress) -> bool:
-    """One calendar; True when any row changed."""
-    run, now = progress.run, timezone.now()
+def sync_calendar(service, source: CalendarSource, progress: Progress, *, now: datetime | None = None) -> bool:
+    """One calendar; True when any row changed. `now` moves the window (tests)."""
+    run, now = progress.run, now or timezone.now()
     cursor = SyncCursor.objects.filter(station=source.station, source=source.cursor_source).first()
     full = (cursor is None or source.last_full_sync_at is None
             or now - source.last_full_sync_at >= FULL_EVERY)
@@ -182,6 +182,7 @@ def _apply(source: CalendarSource, progress: Progress, pages, *, full: bool, now
     updates: list[CalendarEvent] = []
     problems: list[CalendarEvent] = []
     token = None
+    gone_series: set[str] = set()
     for page in pages:
         if page.get("timeZone") and not source.time_zone:
             source.time_zone = page["timeZone"]
@@ -194,9 +195,11 @@ def _apply(source: CalendarSource, progress: Progress, pages, *, full: bool, now
             if not event_id:
                 continue
             seen.add(event_id)
+            if item.get("status") == "cancelled" and not item.get("recurringEventId"):
+                gone_series.add(event_id)  # a whole series deleted comes back as its id alone
             fields = event_fields(item, source, resolver)
             if (fields["status"] != CalendarEvent.Status.CANCELLED and source.window_end
-                    and fields["starts_at"] and fields["starts_at"] > source.window_end):
+                    and fields.get("starts_at") and fields["starts_at"] > source.window_end):
                 progress.add("beyond_window")
                 continue
             row = existing.get(event_id)
@@ -229,6 +232,11 @@ def _apply(source: CalendarSource, progress: Progress, pages, *, full: bool, now
                 updates.append(row)
                 progress.add("cancelled")
     with transaction.atomic():
+        if gone_series:
+            instances = CalendarEvent.objects.filter(calendar=source, recurring_event_id__in=gone_series)
+            instances = instances.exclude(status=CalendarEvent.Status.CANCELLED)
+            progress.add("cancelled", instances.update(status=CalendarEvent.Status.CANCELLED,
+                                                       problem=_("The series was deleted.")))
         CalendarEvent.objects.bulk_create(creates, batch_size=1000)
         if updates:
             CalendarEvent.objects.bulk_update(updates, [*_FIELDS_COPIED, "synced_at"], batch_size=500)
@@ -246,18 +254,19 @@ def _apply(source: CalendarSource, progress: Progress, pages, *, full: bool, now
         notification_post(station=source.station, level=Notification.Level.WARNING, source="calendar",
                           message=_("%(n)d more calendar events cannot be played; see Calendar events "
                                     "in the admin.") % {"n": len(problems) - 20})
-    return bool(creates or updates)
+    return bool(creates or updates or progress.counts.get("cancelled"))
 
 
 def _notify_problem(row: CalendarEvent) -> None:
     zone = _zone(row.station.time_zone)
     when = row.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if row.starts_at else "?"
     notification_post(station=row.station, level=Notification.Level.WARNING, source="calendar",
-                      message=_("Calendar event “%(title)s” at %(when)s cannot be played: %(why)s") % {
-                          "title": row.summary or row.event_id, "when": when, "why": row.problem}[:500])
+                      message=(_("Calendar event “%(title)s” at %(when)s cannot be played: %(why)s") % {
+                          "title": row.summary or row.event_id, "when": when, "why": row.problem})[:500])
 
 
-def calendar_sync_run(*, station, triggered_by_id: int | None = None) -> SyncRun | None:
+def calendar_sync_run(*, station, triggered_by_id: int | None = None,
+                      now: datetime | None = None) -> SyncRun | None:
     """Sync every enabled calendar of the station as one run. None when another run holds the lease."""
     sources = list(CalendarSource.objects.filter(station=station, enabled=True).select_related("station"))
     if not sources:
@@ -268,7 +277,7 @@ def calendar_sync_run(*, station, triggered_by_id: int | None = None) -> SyncRun
         changed = False
         for source in sources:
             try:
-                changed = sync_calendar(service, source, progress) or changed
+                changed = sync_calendar(service, source, progress, now=now) or changed
             except Exception as exc:
                 CalendarSource.objects.filter(pk=source.pk).update(last_error=str(exc)[:2000])
                 raise

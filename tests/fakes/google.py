@@ -8,7 +8,8 @@ The APIs' discovery documents (the ones shipped with googleapiclient) are served
 with their root URL rewritten to this server, so a client built with
 `discoveryServiceUrl=f"{fake.url}/discovery/v1/apis/{{api}}/{{apiVersion}}/rest"`
 sends every request, media uploads included, here over plain HTTP. Drive v3 lives
-in `drive.py` (`fake.drive`), Gmail v1 in `gmail.py` (`fake.gmail`); both demand
+in `drive.py` (`fake.drive`), Gmail v1 in `gmail.py` (`fake.gmail`), Calendar v3 in
+`calendar.py` (`fake.calendar`); all demand
 `Authorization: Bearer <token>` with a token the fake issued or was told about
 (`allow_token`).
 """
@@ -203,11 +204,13 @@ class FakeGoogle:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
+        from tests.fakes.calendar import FakeCalendar
         from tests.fakes.drive import FakeDrive
         from tests.fakes.gmail import FakeGmail
 
         self.drive = FakeDrive(self)
         self.gmail = FakeGmail(self)
+        self.calendar = FakeCalendar(self)
 
     @property
     def url(self) -> str:
