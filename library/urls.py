@@ -7,6 +7,7 @@ from library import views
 router = SimpleRouter(trailing_slash=False)
 router.register(r"stations/(?P<station_slug>[-\w]+)/tracks", views.TrackViewSet, basename="track")
 router.register(r"stations/(?P<station_slug>[-\w]+)/genres", views.GenreViewSet, basename="genre")
+router.register(r"stations/(?P<station_slug>[-\w]+)/playlists", views.PlaylistViewSet, basename="playlist")
 router.register(r"stations/(?P<station_slug>[-\w]+)/sync-runs", views.SyncRunViewSet,
                 basename="syncrun")
 
