@@ -14,7 +14,8 @@ the timer and the choices are tested step by step with an injectable clock.
   start (or, with fill "rotation", the end of the programme on air) is within BACKTIME_WINDOW,
   the fill is planned again by back-timing (scheduling/backtiming.py) over what is queued, the
   auto-DJ pool and the station's short items, from when the next item will begin to be heard;
-  its first item is what plays. Within the station's tolerance, the programme starts. With
+  its first item is what plays. The programme starts when nothing would land it closer (within
+  the station's tolerance, clearly closer). With
   "fade to fit" on, an item that would overrun a soft start by at most the station's maximum is
   faded out on time, as for a hard start.
 """
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 HARD_FADE_MS = 1500  # a hard start fades out what plays over this long
 FADE_AHEAD = 0.3  # s: audio handed to the output before it is heard; the fade must be in it
 BACKTIME_WINDOW = 3600.0  # s: soft starts nearer than this shape the fill
+CLOSE_ENOUGH = 0.5  # s: a soft start this near starts now
 LATE_LIMIT = 120.0  # s: a hard start missed by more than this (worker down) starts as soft
 
 
@@ -165,7 +167,7 @@ class Programme:
         remaining = self.mono_of(target.at) - begins
         if remaining > BACKTIME_WINDOW:
             return ("none",)
-        if remaining <= self.settings.tolerance:
+        if remaining <= CLOSE_ENOUGH:
             return ("start", target)
         songs = [e for e in [*queued, *pool] if e.length and e.kind == "song"]
         by_id: dict[str, Entry] = {}
@@ -179,8 +181,10 @@ class Programme:
                 by_id[f"j{n}"] = entry
                 shorts.append(Item(f"j{n}", entry.length))
         plan = backtime(remaining, items, shorts)
-        if not plan.items or abs(plan.error) > remaining:
-            return ("start", target)  # nothing fits better than starting now
+        if not plan.items or abs(plan.error) >= remaining - CLOSE_ENOUGH \
+                or (remaining <= self.settings.tolerance and abs(plan.error) > remaining / 2):
+            # Nothing lands it closer than starting now (within the tolerance: clearly closer).
+            return ("start", target)
         pick = by_id[str(plan.items[0].id)]
         if pick in self.shorts:  # the next gap uses another one first
             self.shorts.remove(pick)
