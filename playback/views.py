@@ -68,6 +68,7 @@ from playback.services import (
 )
 from radio.models import Station
 from radio.views import StationScopedMixin
+from scheduling.serializers import ScheduleWindowSerializer
 
 
 class Conflict(APIException):
@@ -89,37 +90,6 @@ class NowPlayingView(StationScopedMixin, APIView):
         return Response(now_playing_data(self.station))
 
 
-TIMELINE_MAX = timedelta(days=14)
-
-
-def _window(params) -> tuple[datetime, datetime]:
-    """`start` and `end` (ISO 8601 with an offset); now and 24 h later by default."""
-    errors: dict[str, list[str]] = {}
-    values = {}
-    for name in ("start", "end"):
-        raw = params.get(name)
-        if not raw:
-            continue
-        try:
-            value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
-        except ValueError:
-            errors[name] = [_("Not a date and time (ISO 8601, e.g. 2026-12-01T08:00:00+02:00).")]
-            continue
-        if value.tzinfo is None:
-            errors[name] = [_("Give the offset from UTC (e.g. +02:00 or Z).")]
-            continue
-        values[name] = value
-    if errors:
-        raise ValidationError(errors)
-    start = values.get("start") or timezone.now()
-    end = values.get("end") or start + timedelta(hours=24)
-    if end <= start:
-        raise ValidationError({"end": [_("The end must be after the start.")]})
-    if end - start > TIMELINE_MAX:
-        raise ValidationError({"end": [_("At most 14 days at a time.")]})
-    return start, end
-
-
 class TimelineView(StationScopedMixin, APIView):
     """What will play when: the programme (calendar events and slots after the priority rule),
     its conflicts, unresolved events and all-day notes, and the queue until the next start."""
@@ -128,7 +98,9 @@ class TimelineView(StationScopedMixin, APIView):
     def get(self, request, *args, **kwargs):
         from playback.schedule import timeline_data
 
-        start, end = _window(request.query_params)
+        window = ScheduleWindowSerializer(data=request.query_params)
+        window.is_valid(raise_exception=True)
+        start, end = window.validated_data["start"], window.validated_data["end"]
         data = timeline_data(self.station, start, end)
         data.update(start=start.isoformat(), end=end.isoformat(), time_zone=self.station.time_zone)
         return Response(data)

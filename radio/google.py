@@ -29,6 +29,8 @@ SCOPES = [
     "https://www.googleapis.com/auth/drive",
     "https://www.googleapis.com/auth/gmail.modify",
     "https://www.googleapis.com/auth/calendar.readonly",
+    # Write-back of programme slots as managed events (only for calendars that ask for it).
+    "https://www.googleapis.com/auth/calendar.events",
 ]
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 

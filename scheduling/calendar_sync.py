@@ -36,6 +36,7 @@ from scheduling.content import Resolved, resolve
 from scheduling.directives import parse_event
 from scheduling.models import CalendarEvent, CalendarSource
 from scheduling.planner import schedule_update
+from scheduling.writeback import is_managed, write_back
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,8 @@ def _apply(source: CalendarSource, progress: Progress, pages, *, full: bool, now
             event_id = item.get("id")
             if not event_id:
                 continue
+            if is_managed(item):
+                continue  # a programme slot written back by us: the slot plays it, not the event
             seen.add(event_id)
             if item.get("status") == "cancelled" and not item.get("recurringEventId"):
                 gone_series.add(event_id)  # a whole series deleted comes back as its id alone
@@ -278,6 +281,8 @@ def calendar_sync_run(*, station, triggered_by_id: int | None = None,
         for source in sources:
             try:
                 changed = sync_calendar(service, source, progress, now=now) or changed
+                if source.write_back:
+                    write_back(service, source, progress)
             except Exception as exc:
                 CalendarSource.objects.filter(pk=source.pk).update(last_error=str(exc)[:2000])
                 raise

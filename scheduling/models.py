@@ -54,7 +54,8 @@ class Content(models.Model):
     @property
     def content_label(self) -> str:
         target = self.track or self.playlist or self.genre
-        return f"{self.content_kind}: {target}" if target else self.content_kind
+        kind = self.get_content_kind_display()
+        return f"{kind}: {target}" if target else kind
 
 
 class CalendarSource(models.Model):

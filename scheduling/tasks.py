@@ -50,8 +50,13 @@ def calendar_sync_due() -> dict:
 
 
 def calendar_sync_request(*, station, actor=None) -> None:
-    """"Sync now" (admin, API): queued after the caller's transaction."""
+    """"Sync now" (admin, API): queued after the caller's transaction; nothing without a calendar."""
     from django.db import transaction
+
+    from scheduling.models import CalendarSource
+
+    if not CalendarSource.objects.filter(station=station, enabled=True).exists():
+        return
 
     user_id = actor.pk if actor is not None and actor.is_authenticated else None
     transaction.on_commit(lambda: calendar_sync.delay(station.pk, user_id))

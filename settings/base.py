@@ -437,6 +437,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TrackKindEnum": "library.models.Track.Kind",
         "SyncRunKindEnum": "radio.models.SyncRun.Kind",
+        "ModeEnum": "scheduling.models.Mode",
+        "FillEnum": "scheduling.models.Fill",
     },
     # The 400/401/403/404 answers DRF gives on its own, documented on every operation they
     # apply to (https://drf-spectacular.readthedocs.io/en/latest/customization.html#step-7-postprocessing-hooks).

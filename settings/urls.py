@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("radio.urls")),
     path("api/v1/", include("library.urls")),
     path("api/v1/", include("playback.urls")),
+    path("api/v1/", include("scheduling.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

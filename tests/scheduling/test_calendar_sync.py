@@ -167,3 +167,41 @@ def test_google_failing_fails_the_run_and_keeps_the_rows(station, source, fake):
     assert rows(source)["Jazz"].status == "resolved"
     source.refresh_from_db()
     assert "503" in source.last_error
+
+
+def test_write_back_mirrors_slots_as_managed_events_that_are_never_played_twice(station, source, fake,
+                                                                                   make_playable):
+    from datetime import time
+
+    from django.utils import timezone
+
+    from scheduling.models import ContentKind, ProgramSlot
+
+    news = make_playable("News", kind=Track.Kind.NEWSFLASH)
+    last_day = timezone.localdate() + timedelta(days=200)
+    source.write_back = True
+    source.save()
+    slot = ProgramSlot.objects.create(station=station, name="News on the hour", weekdays=[0, 2, 4],
+                                      start_time=time(8, 0), end_time=time(8, 5),
+                                      content_kind=ContentKind.TRACK, track=news, mode=Mode.HARD,
+                                      last_day=last_day)
+    run = sync(station)
+    assert run.status == SyncRun.Status.OK and run.counts.get("written") == 1, (run.error, run.counts)
+    slot.refresh_from_db()
+    event = fake.calendar.event(CAL, slot.mirror_event_id)
+    assert event["summary"] == "News on the hour"
+    assert event["recurrence"] == [f"RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;UNTIL={last_day:%Y%m%d}T235959Z"]
+    assert event["start"]["timeZone"] == "Asia/Jerusalem" and "T08:00:00" in event["start"]["dateTime"]
+    assert event["extendedProperties"]["private"]["onair_slot"] == str(slot.pk)
+    # The next sync reads the managed event's instances back and does not play them as events.
+    run = sync(station, NOW + timedelta(minutes=1))
+    assert run.status == SyncRun.Status.OK and not run.counts.get("written")
+    assert not CalendarEvent.objects.filter(calendar=source).exists()
+    # A changed slot rewrites its event; a removed slot removes it.
+    slot.name = "News"
+    slot.save()
+    assert sync(station, NOW + timedelta(minutes=2)).counts.get("rewritten") == 1
+    assert fake.calendar.event(CAL, slot.mirror_event_id)["summary"] == "News"
+    slot.delete()
+    assert sync(station, NOW + timedelta(minutes=3)).counts.get("unwritten") == 1
+    assert fake.calendar.event(CAL, slot.mirror_event_id)["status"] == "cancelled"
