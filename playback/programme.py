@@ -128,11 +128,22 @@ class Programme:
             self.scheduled = entries[1:]
         return entries
 
-    def next_scheduled(self) -> Entry | None:
+    def next_scheduled(self, begins: float) -> Entry | None:
+        """The programme's next item, if it still fits before the programme's end (`begins`: when it
+        would begin to be heard). One that does not ends the content: the rest of the programme's
+        time is back-timed fill (fill "rotation") or auto-DJ's."""
         while self.scheduled:
             entry = self.scheduled.pop(0)
-            if entry.path.is_file():
-                return entry
+            if not entry.path.is_file():
+                continue
+            if self.current is not None and entry.length:
+                left = self.mono_of(self.current.end) - begins
+                if entry.length > left + self.settings.tolerance:
+                    logger.info("programme %s: %s (%.0f s) does not fit in the %.0f s left; content ends",
+                                self.current.label, entry.title, entry.length, left)
+                    self.scheduled.clear()
+                    return None
+            return entry
         return None
 
     # --- soft starts: back-timing -----------------------------------------------------

@@ -441,11 +441,11 @@ class PlaybackWorker:
 
     def programme_entry(self) -> Entry | None:
         """The programme's next item, a soft start that is due, or a back-timed fill item."""
-        entry = self.programme.next_scheduled()
-        if entry is not None:
-            return entry
         now = self.clock()
         begins = now + self.engine.ahead()
+        entry = self.programme.next_scheduled(begins)
+        if entry is not None:
+            return entry
         queued = [e for e in self.upcoming if e.path.is_file()]
         decision = self.programme.choose(now, begins, queued, [e for e in self.pool if e.path.is_file()])
         if decision[0] == "start":

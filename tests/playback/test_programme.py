@@ -109,3 +109,15 @@ def test_a_hard_start_ahead_of_a_soft_one_is_left_to_the_timer():
     programme.update([start("news", 100, hard=True), start("show", 700, hard=False)], [])
     assert programme.soft_target() is None
     assert programme.next_timed(None)[0].key == "news"
+
+
+def test_a_programme_item_that_would_run_past_the_programme_end_is_not_started():
+    clock = Clock()
+    programme = Programme(clock=clock, wall=clock.wall)
+    show = start("hour", 0, hard=True, fill="rotation", length=600,
+                 entries=[entry(1, 240), entry(2, 240), entry(3, 240)])
+    programme.update([show], [], Settings(tolerance=10))
+    assert [e.track_id for e in programme.take(show)] == [1, 2, 3]
+    assert programme.next_scheduled(clock.mono + 240).track_id == 2  # 240 s of 360 left: fits
+    assert programme.next_scheduled(clock.mono + 480) is None  # 240 s in 120 s: the content ends
+    assert programme.scheduled == [] and programme.soft_target().key == "end:hour"
