@@ -27,9 +27,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection, connections
 
-from library import storage
-from library.models import Track
 from playback import services
+from playback.entry import Entry
 from playback.models import QueueItem, Reason
 from radio.models import Station
 from radio.services import lease_renew
@@ -40,38 +39,6 @@ DB_ERRORS = (DatabaseError, InterfaceError)
 MAX_WRITES = 10_000
 POOL_REFRESH_SECONDS = 30.0
 SCHEDULE_REFRESH_SECONDS = 5.0
-
-
-@dataclass
-class Entry:
-    """Something that can go on air, with everything needed to play it offline."""
-
-    track_id: int
-    title: str
-    artist: str
-    kind: str
-    path: Path
-    cue_in: float
-    cue_out: float | None
-    duration: float | None
-    reason: str
-    queue_item_id: int | None = None
-    requested_by_id: int | None = None
-    note: str = ""
-
-    @classmethod
-    def from_track(cls, track: Track, *, reason: str, item: QueueItem | None = None, note: str = "") -> Entry:
-        return cls(track_id=track.pk, title=track.title, artist=track.artist, kind=track.kind,
-                   path=storage.absolute(track.file) if track.file else Path("/nonexistent"),
-                   cue_in=track.cue_in or 0.0, cue_out=track.cue_out, duration=track.duration,
-                   reason=reason, queue_item_id=item.pk if item else None,
-                   requested_by_id=item.requested_by_id if item else None,
-                   note=(item.note if item else note) or "")
-
-    @property
-    def length(self) -> float | None:
-        end = self.cue_out or self.duration
-        return max(0.0, end - self.cue_in) if end else None
 
 
 @dataclass

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from playback.backstage import Entry
+from playback.entry import Entry
 from scheduling.backtiming import Item, backtime
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from library.models import Playlist, Track
 from library.playlists import playlist_next
-from playback.backstage import Entry
+from playback.entry import Entry
 from playback.models import Reason
 from scheduling.content import show_tracks
 from scheduling.planner import Planned, plan, plan_data

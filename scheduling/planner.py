@@ -3,7 +3,7 @@
 `plan(station, start, end)` reads the rows and applies the pure rules: slot occurrences in
 UTC (recurrence.py) and the priority rule (timeline.py). Unresolved events and all-day notes
 are listed beside the timeline, never placed: an event that cannot play must not silence a
-slot that can. The queue is merged in by playback (playback/schedule.py), which imports this
+slot that can. The queue is merged in by the playback app, which imports this
 module and not the other way round.
 """
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from playback.backstage import Entry
+from playback.entry import Entry
 from playback.programme import FADE_AHEAD, HARD_FADE_MS, Programme, Settings
 from playback.schedule import Start
 
