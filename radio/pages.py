@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import messages
@@ -11,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -20,6 +24,12 @@ from playback.models import Reason
 from playback.services import playback_snapshot
 from radio.models import Notification, Role, Station
 from radio.services import notification_post, request_role, role_at_least, role_of, stations_for
+
+logger = logging.getLogger(__name__)
+
+# The programme card: what starts in the next hours (station.js re-reads it over the same window).
+PROGRAMME_HOURS = 24
+PROGRAMME_ENTRIES = 6
 
 
 class SignInView(auth_views.LoginView):
@@ -101,6 +111,38 @@ def _state(status: dict[str, Any]) -> str:
     return "playing" if status["is_playing"] else "idle"
 
 
+def _programme(station: Station) -> dict[str, Any]:
+    """The programme card's first render: the next starts, the events that cannot play and
+    today's all-day notes, times in the station's zone (station.js keeps it current)."""
+    now = timezone.now()
+    try:
+        from playback.schedule import timeline_data
+
+        zone = ZoneInfo(station.time_zone)
+        data = timeline_data(station, now, now + timedelta(hours=PROGRAMME_HOURS))
+        today = timezone.localtime(now, zone).date()
+
+        def when(start: str, end: str | None) -> dict[str, Any]:
+            begins = datetime.fromisoformat(start)
+            return {"start": begins, "end": datetime.fromisoformat(end) if end else None,
+                    "day": (timezone.localtime(begins, zone).date() - today).days}  # 1: tomorrow
+
+        return {
+            "time_zone": zone,
+            "entries": [{**e, **when(e["start"], e["end"])} for e in data["entries"]
+                        if datetime.fromisoformat(e["end"]) > now][:PROGRAMME_ENTRIES],
+            "unresolved": [{**e, **when(e["starts_at"], e["ends_at"])} for e in data["unresolved"]
+                           if e["starts_at"]],
+            # All-day notes: today's, those under way now.
+            "notes": [n for n in data["notes"]
+                      if n["starts_at"] and datetime.fromisoformat(n["starts_at"]) <= now
+                      and (not n["ends_at"] or datetime.fromisoformat(n["ends_at"]) > now)],
+        }
+    except Exception:  # noqa: BLE001 - the card only: the rest of the page must still render
+        logger.warning("station=%s programme card not built", station.slug, exc_info=True)
+        return {"time_zone": "UTC", "entries": [], "unresolved": [], "notes": []}
+
+
 @login_required
 def station_page(request: HttpRequest, station_slug: str) -> HttpResponse:
     station, role = _member_station(request, station_slug)
@@ -115,6 +157,7 @@ def station_page(request: HttpRequest, station_slug: str) -> HttpResponse:
         "on_air": _on_air(status),
         "queue": queue,
         "last_index": len(queue) - 1,
+        "programme": _programme(station),
         # For station.js: choice labels in the page's language.
         "labels": {"kind": {k: str(v) for k, v in Track.Kind.choices},
                    "reason": {k: str(v) for k, v in Reason.choices}},

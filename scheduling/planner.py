@@ -17,6 +17,8 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from radio.notify import MessageType, station_notify
 from scheduling import timeline
@@ -24,6 +26,11 @@ from scheduling.models import CalendarEvent, Fill, Mode, ProgramSlot
 from scheduling.recurrence import WeeklySlot, occurrences
 
 logger = logging.getLogger(__name__)
+
+# The priority rule's words (scheduling/timeline.py), for people.
+OUTCOMES = {"starts late": _lazy("starts late"), "ends early": _lazy("ends early"), "dropped": _lazy("dropped")}
+REASONS = {"hard over soft": _lazy("hard over soft"), "higher priority": _lazy("higher priority"),
+           "calendar over slot": _lazy("calendar over slot"), "earlier start": _lazy("earlier start")}
 
 # Sent (station=…) after the programme changed: playback nudges its worker.
 schedule_changed = Signal()
@@ -110,7 +117,9 @@ def plan(station, start: datetime, end: datetime) -> Plan:
             "winner": c.winner.id, "winner_label": c.winner.label, "loser": c.loser.id,
             "loser_label": c.loser.label, "start": c.start.isoformat(), "end": c.end.isoformat(),
             "outcome": c.outcome, "reason": c.reason})
-        notes_by_key.setdefault(str(c.loser.id), []).append(f"{c.outcome}: {c.reason} ({c.winner.label})")
+        notes_by_key.setdefault(str(c.loser.id), []).append(_("%(outcome)s: %(reason)s (%(winner)s)") % {
+            "outcome": OUTCOMES.get(c.outcome, c.outcome), "reason": REASONS.get(c.reason, c.reason),
+            "winner": c.winner.label})
     for entry in entries:
         entry.notes = notes_by_key.get(entry.key, [])
     entries = [e for e in entries if e.end > start and e.start < end]

@@ -2,7 +2,8 @@
 // except after a refusal (close 4401: not signed in, 4403: not a member or access revoked).
 // The page is rendered with the current state; `playback_status` messages (sent when the
 // state changes, and every ~15 s as a keepalive) keep the now-playing card current, and
-// `queue_update` messages the queue; editors drive the player through the REST API
+// `queue_update` messages the queue, `schedule_update` the programme card (re-read from the
+// timeline API); editors drive the player through the REST API
 // (/api/v1/stations/<slug>/…). The progress bar moves with the clock between messages:
 // `position` is as of the message's `server_time`, and the page keeps the server clock's
 // offset from its own. Text comes from the page.
@@ -18,6 +19,7 @@
   var list = document.getElementById("notifications");
   var delay = 1000;
   var socketOpen = false;
+  var wasOpen = false;  // the socket was live once: a later opening is a reconnection
 
   function byId(id) { return document.getElementById(id); }
   function jsonFrom(id, fallback) {
@@ -360,11 +362,152 @@
     });
   }
 
+  // --- Programme ------------------------------------------------------------------
+  // What starts in the next 24 h, times in the station's zone (not the browser's). Re-read from
+  // the timeline API when the programme changes (`schedule_update`), after a reconnection (updates
+  // may have been missed) and every 5 minutes, so entries that have ended drop off.
+
+  var programme = byId("programme-card");
+  var PROGRAMME_HOURS = 24, PROGRAMME_ENTRIES = 6, PROGRAMME_EVERY = 5 * 60 * 1000;
+  var programmeAsked = 0, programmeTimer = null;
+  var hhmm, weekday, ymd;
+
+  function zoneFormat(locale, options) {
+    try {
+      return new Intl.DateTimeFormat(locale, Object.assign({timeZone: programme.dataset.zone}, options));
+    } catch (e) {  // a zone this browser does not know: its own
+      return new Intl.DateTimeFormat(locale, options);
+    }
+  }
+
+  if (programme) {
+    var lang = document.documentElement.lang || undefined;
+    hhmm = zoneFormat(lang, {hour: "2-digit", minute: "2-digit", hourCycle: "h23"});  // as the page: H:i
+    weekday = zoneFormat(lang, {weekday: "short"});
+    ymd = zoneFormat("en-US", {year: "numeric", month: "numeric", day: "numeric"});
+  }
+
+  function dayNumber(date) {  // the station's local date, as a day count
+    var parts = {};
+    ymd.formatToParts(date).forEach(function (part) { parts[part.type] = part.value; });
+    return Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day)) / 86400000;
+  }
+
+  function timeNode(iso) {
+    var node = document.createElement("time");
+    node.dateTime = iso;
+    node.textContent = hhmm.format(new Date(iso));
+    return node;
+  }
+
+  function when(startIso, endIso, now) {
+    var span = document.createElement("span");
+    span.className = "p-when";
+    var start = new Date(startIso);
+    var days = dayNumber(start) - dayNumber(now);
+    if (days === 1) { span.append(programme.dataset.tomorrow + " "); }
+    else if (days > 1) { span.append(weekday.format(start) + " "); }
+    var times = document.createElement("span");
+    times.dir = "ltr";  // 10:00–11:00 reads the same way in Hebrew
+    times.append(timeNode(startIso));
+    if (endIso) { times.append("–", timeNode(endIso)); }
+    span.append(times);
+    return span;
+  }
+
+  // `own`: text people wrote, in either language: isolated (<bdi>), so an English title keeps
+  // its punctuation in a Hebrew page, while the line keeps the page's direction.
+  function textNode(tag, className, text, own) {
+    var node = document.createElement(tag);
+    node.className = className;
+    if (own) {
+      var isolated = document.createElement("bdi");
+      isolated.textContent = text;
+      node.append(isolated);
+    } else {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function renderProgramme(data) {
+    if (!programme) { return; }
+    var now = new Date(Date.now() + serverOffset);
+    var entries = (data.entries || []).filter(function (entry) {
+      return Date.parse(entry.end) > now.getTime();
+    }).slice(0, PROGRAMME_ENTRIES);
+    var rows = byId("programme-list");
+    rows.replaceChildren();
+    if (!entries.length) { rows.append(textNode("li", "empty", rows.dataset.empty)); }
+    entries.forEach(function (entry) {
+      var li = document.createElement("li");
+      li.className = "programme-entry";
+      li.dataset.key = entry.key;
+      var hard = entry.mode === "hard";
+      li.append(when(entry.start, entry.end, now), " ",
+                textNode("strong", "p-label", entry.label || programme.dataset.untitled, true), " ",
+                textNode("span", "mode-badge " + (hard ? "hard" : "soft"),
+                         hard ? programme.dataset.hard : programme.dataset.soft), " ",
+                textNode("span", "p-source", entry.source === "calendar" ? programme.dataset.calendar
+                                                                         : programme.dataset.slot));
+      if (entry.notes && entry.notes.length) {
+        li.append(" ", textNode("span", "p-notes", entry.notes.join(" · "), true));
+      }
+      rows.append(li);
+    });
+
+    var unresolved = (data.unresolved || []).filter(function (event) {
+      return event.starts_at && Date.parse(event.ends_at || event.starts_at) > now.getTime();
+    });
+    var problems = byId("programme-unresolved");
+    problems.replaceChildren();
+    unresolved.forEach(function (event) {
+      var li = document.createElement("li");
+      li.dataset.id = event.id;
+      li.append(when(event.starts_at, event.ends_at, now), " ",
+                textNode("strong", "p-label", event.summary || programme.dataset.untitled, true), " ",
+                textNode("span", "p-problem", event.problem || "", true));
+      problems.append(li);
+    });
+    byId("programme-problems").hidden = !unresolved.length;
+
+    var notes = (data.notes || []).filter(function (note) {  // all-day notes: those of today
+      return note.starts_at && Date.parse(note.starts_at) <= now.getTime()
+        && (!note.ends_at || Date.parse(note.ends_at) > now.getTime());
+    });
+    var noteList = byId("programme-notes");
+    noteList.replaceChildren();
+    notes.forEach(function (note) {
+      noteList.append(textNode("li", "", note.summary || programme.dataset.untitled, true));
+    });
+    byId("programme-today").hidden = !notes.length;
+  }
+
+  function refreshProgramme() {
+    if (!programme) { return; }
+    var ticket = ++programmeAsked;
+    var start = new Date(Date.now() + serverOffset);
+    var end = new Date(start.getTime() + PROGRAMME_HOURS * 3600 * 1000);
+    request("GET", "timeline?start=" + encodeURIComponent(start.toISOString())
+                   + "&end=" + encodeURIComponent(end.toISOString())).then(function (data) {
+      if (ticket === programmeAsked) { renderProgramme(data); }  // else a newer read is on its way
+    }).catch(function (error) {
+      // The card keeps what it showed; the next change or the next 5 minutes try again.
+      if (window.console) { console.warn("programme not refreshed: " + error.message); }
+    });
+  }
+
+  function programmeChanged() {  // one read for a burst of changes (a calendar sync saves many)
+    clearTimeout(programmeTimer);
+    programmeTimer = setTimeout(refreshProgramme, 300);
+  }
+
   if (status) {
     renderStatus(status);
     if (Array.isArray(status.queue)) { renderQueue(status.queue); }
   }
   setInterval(renderProgress, 1000);
+  if (programme) { setInterval(refreshProgramme, PROGRAMME_EVERY); }
 
   // --- Live feed ----------------------------------------------------------------
 
@@ -375,8 +518,9 @@
     socket.onmessage = function (event) {
       var incoming = JSON.parse(event.data);
       if (!socketOpen) {
+        if (wasOpen) { programmeChanged(); }  // updates sent while away were missed
         delay = 1000;
-        socketOpen = true;
+        socketOpen = wasOpen = true;
         live.textContent = live.dataset.on;
         live.className = "live on";
       }
@@ -388,6 +532,8 @@
         renderQueue(incoming.data.queue || []);
       } else if (incoming.type === "notification") {
         addNotification(incoming.data);
+      } else if (incoming.type === "schedule_update") {
+        programmeChanged();
       }
       document.dispatchEvent(new CustomEvent("onair:" + incoming.type, {detail: incoming.data}));
     };
