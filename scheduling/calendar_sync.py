@@ -276,6 +276,8 @@ def calendar_sync_run(*, station, triggered_by_id: int | None = None,
         return None
 
     def body(progress: Progress) -> None:
+        # An attempt counts for the interval, so a failing Google is not asked again every beat tick.
+        CalendarSource.objects.filter(pk__in=[s.pk for s in sources]).update(last_sync_at=timezone.now())
         service = google_service("calendar", "v3", station_credentials(station))
         changed = False
         for source in sources:

@@ -205,3 +205,36 @@ def test_write_back_mirrors_slots_as_managed_events_that_are_never_played_twice(
     slot.delete()
     assert sync(station, NOW + timedelta(minutes=3)).counts.get("unwritten") == 1
     assert fake.calendar.event(CAL, slot.mirror_event_id)["status"] == "cancelled"
+
+
+def test_beat_queues_a_sync_only_for_calendars_whose_interval_has_passed(station, other_station, source, fake):
+    from celery.signals import before_task_publish
+    from django.utils import timezone
+
+    from scheduling.tasks import calendar_sync_due
+    from tests.scheduling.test_api import _forget_queued
+
+    other = CalendarSource.objects.create(station=other_station, calendar_id="other@group.calendar.google.com",
+                                          interval_seconds=60)
+    CalendarSource.objects.filter(pk=source.pk).update(last_sync_at=timezone.now() - timedelta(seconds=30))
+    CalendarSource.objects.filter(pk=other.pk).update(last_sync_at=timezone.now() - timedelta(seconds=61))
+    published = []
+
+    def grab(sender=None, body=None, headers=None, **kwargs):
+        published.append((sender, body[0], headers["id"]))
+
+    before_task_publish.connect(grab, weak=False)
+    try:
+        assert calendar_sync_due() == {"stations": [other_station.pk]}
+    finally:
+        before_task_publish.disconnect(grab)
+    assert [(name, list(args)) for name, args, _id in published] == [
+        ("scheduling.tasks.calendar_sync", [other_station.pk])]
+    for _name, _args, task_id in published:
+        _forget_queued(task_id)
+    # A failed attempt counts for the interval too: a Google outage is not asked every beat tick.
+    fake.inject("/calendar/v3/", 503, times=10)
+    before = timezone.now()
+    assert sync(station).status == SyncRun.Status.FAILED
+    source.refresh_from_db()
+    assert source.last_sync_at >= before
