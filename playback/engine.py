@@ -175,7 +175,9 @@ class Engine:
         """
         if not self.start_latencies:
             return self.DEFAULT_START_LEAD
-        return min(1.5, max(0.25, max(self.start_latencies) / 1e6 + 0.1))
+        # A start that takes longer than the lead is late by the difference: keep a wide margin
+        # (a busy machine slows VLC's start); early costs only a moment more of the fade's silence.
+        return min(1.5, max(self.DEFAULT_START_LEAD, 1.25 * max(self.start_latencies) / 1e6 + 0.1))
 
     def start_at(self, media: vlc.Media, due_us: int) -> int:
         """Play `media` so that its first sample is heard at `due_us` (libvlc clock), replacing

@@ -10,6 +10,8 @@ the timer and the choices are tested step by step with an injectable clock.
   sink's gate), so the error is what the engine measures, not the loop's wake-up. `lead` is the
   engine's measured start latency plus a margin (Engine.start_lead). The worker's loop waits on
   its event queue with the time to the next firing as time-out: no polling tick.
+- **Before any start**, hard ones too, the fill is back-timed, so a hard start fades out at most the
+  plan's last error, never a song begun just before it; within HOLD_BEFORE_HARD nothing begins.
 - **Soft start**: never waits for "one more song". Each time the next item is chosen while a soft
   start (or, with fill "rotation", the end of the programme on air) is within BACKTIME_WINDOW,
   the fill is planned again by back-timing (scheduling/backtiming.py) over what is queued, the
@@ -37,6 +39,7 @@ HARD_FADE_MS = 1500  # a hard start fades out what plays over this long
 FADE_AHEAD = 0.3  # s: audio handed to the output before it is heard; the fade must be in it
 BACKTIME_WINDOW = 3600.0  # s: soft starts nearer than this shape the fill
 CLOSE_ENOUGH = 0.5  # s: a soft start this near starts now
+HOLD_BEFORE_HARD = 3.0  # s: with a hard start this near, nothing new begins (a short silence, not a cut)
 LATE_LIMIT = 120.0  # s: a hard start missed by more than this (worker down) starts as soft
 
 
@@ -149,7 +152,9 @@ class Programme:
     # --- soft starts: back-timing -----------------------------------------------------
 
     def soft_target(self):
-        """The next soft start, or the programme's end when it is filled from rotation."""
+        """What the fill is back-timed to: the next start (a hard one too: its timer still starts it on
+        the second, but nothing is begun that it would cut at once), or the programme's end when
+        it is filled from rotation."""
         end = None
         if self.current is not None and self.current.fill == "rotation" and not self.scheduled:
             key = f"end:{self.current.key}"
@@ -158,19 +163,18 @@ class Programme:
         for start in self.starts:
             if start.key in self.done:
                 continue
-            if start.hard:
-                break  # the timer takes it; the fill before it is not back-timed (it fades)
             if end is not None and end.at <= start.at:
                 return end
             return start
         return end
 
     def choose(self, now: float, begins: float, queued: list[Entry], pool: list[Entry]) -> tuple:
-        """What the next item is while a soft target is near.
+        """What the next item is while a start is near.
 
         `begins`: when the next item will begin to be heard, on the clock. Returns
-        ("start", start) to start a programme now, ("pick", entry) to play a back-timed
-        item (the caller takes it off its list), or ("none",) when back-timing has no say.
+        ("start", start) to start a soft programme now, ("pick", entry) to play a back-timed
+        item (the caller takes it off its list), ("hold",) to begin nothing before a hard start
+        that is a moment away (its timer starts it), or ("none",) when back-timing has no say.
         """
         target = self.soft_target()
         if target is None:
@@ -178,8 +182,9 @@ class Programme:
         remaining = self.mono_of(target.at) - begins
         if remaining > BACKTIME_WINDOW:
             return ("none",)
-        if remaining <= CLOSE_ENOUGH:
-            return ("start", target)
+        hard = getattr(target, "hard", False)
+        if remaining <= (HOLD_BEFORE_HARD if hard else CLOSE_ENOUGH):
+            return ("hold",) if hard else ("start", target)
         songs = [e for e in [*queued, *pool] if e.length and e.kind == "song"]
         by_id: dict[str, Entry] = {}
         items = []
@@ -192,7 +197,11 @@ class Programme:
                 by_id[f"j{n}"] = entry
                 shorts.append(Item(f"j{n}", entry.length))
         plan = backtime(remaining, items, shorts)
-        if not plan.items or abs(plan.error) >= remaining - CLOSE_ENOUGH \
+        if hard:
+            if not plan.items:
+                return ("hold",)
+            # The timer fades out whatever the plan leaves over: never a song begun only to be cut.
+        elif not plan.items or abs(plan.error) >= remaining - CLOSE_ENOUGH \
                 or (remaining <= self.settings.tolerance and abs(plan.error) > remaining / 2):
             # Nothing lands it closer than starting now (within the tolerance: clearly closer).
             return ("start", target)

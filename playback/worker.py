@@ -361,8 +361,8 @@ class PlaybackWorker:
         self.start_next()
 
     def next_entry(self) -> Entry | None:
-        entry = self.programme_entry()
-        if entry is not None:
+        entry, hold = self.programme_entry()
+        if entry is not None or hold:
             return entry
         while self.upcoming:
             entry = self.upcoming.pop(0)
@@ -439,13 +439,14 @@ class PlaybackWorker:
         if not self.start(first, due=due):
             self.start_next()
 
-    def programme_entry(self) -> Entry | None:
-        """The programme's next item, a soft start that is due, or a back-timed fill item."""
+    def programme_entry(self) -> tuple[Entry | None, bool]:
+        """(The programme's next item, a soft start that is due, or a back-timed fill item; True to
+        begin nothing because a hard start is a moment away)."""
         now = self.clock()
         begins = now + self.engine.ahead()
         entry = self.programme.next_scheduled(begins)
         if entry is not None:
-            return entry
+            return entry, False
         queued = [e for e in self.upcoming if e.path.is_file()]
         decision = self.programme.choose(now, begins, queued, [e for e in self.pool if e.path.is_file()])
         if decision[0] == "start":
@@ -454,8 +455,10 @@ class PlaybackWorker:
             if entries:
                 logger.info("station=%s programme %s starts (soft), %+.1f s from its time", self.slug,
                             start.label, begins - self.programme.mono_of(start.at))
-                return entries[0]
-            return None
+                return entries[0], False
+            return None, False
+        if decision[0] == "hold":
+            return None, True
         if decision[0] == "pick":
             pick = decision[1]
             if pick in self.upcoming:
@@ -464,8 +467,8 @@ class PlaybackWorker:
                     self.consumed.append(pick.queue_item_id)
             elif pick in self.pool:
                 self.pool.remove(pick)
-            return pick
-        return None
+            return pick, False
+        return None, False
 
     def ensure_prepared(self) -> None:
         """Have the next item's media ready before the current one ends."""

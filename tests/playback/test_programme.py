@@ -103,12 +103,18 @@ def test_with_fill_rotation_the_programme_end_is_a_back_timing_target():
     assert programme.soft_target().key == "next"
 
 
-def test_a_hard_start_ahead_of_a_soft_one_is_left_to_the_timer():
+def test_before_a_hard_start_nothing_is_begun_that_it_would_cut_at_once():
     clock = Clock()
     programme = Programme(clock=clock, wall=clock.wall)
-    programme.update([start("news", 100, hard=True), start("show", 700, hard=False)], [])
-    assert programme.soft_target() is None
+    programme.update([start("news", 100, hard=True), start("show", 700, hard=False)],
+                     [entry(50, 30, kind="jingle"), entry(51, 8, kind="jingle")])
+    assert programme.soft_target().key == "news"  # back-timed to, and still fired by the timer
     assert programme.next_timed(None)[0].key == "news"
+    songs = [entry(1, 200), entry(2, 240)]
+    decision = programme.choose(clock.mono, clock.mono + 60, [], songs)  # 40 s left: no song fits
+    assert decision[0] == "pick" and decision[1].kind == "jingle"
+    assert programme.choose(clock.mono, clock.mono + 98, [], songs) == ("hold",)  # 2 s: begin nothing
+    assert programme.choose(clock.mono, clock.mono + 99.9, [], []) == ("hold",)  # never starts it early
 
 
 def test_a_programme_item_that_would_run_past_the_programme_end_is_not_started():
