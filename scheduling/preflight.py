@@ -96,7 +96,12 @@ def _genre(pk):
     return Genre.objects.filter(pk=pk).first() if pk else None
 
 
+KEEP_PAST = timedelta(days=31)
+
+
 def preflight_all() -> dict:
+    # Calendar events long past are of no use to the programme: the as-run log keeps what aired.
+    CalendarEvent.objects.filter(starts_at__lt=timezone.now() - KEEP_PAST).delete()
     counts = {}
     for station in Station.objects.all():
         try:
