@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from radio.models import Membership, Role, Station
@@ -149,3 +150,11 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture(autouse=True)
+def _language_reset() -> Iterator[None]:
+    """Each test starts in the default language: a page read in Hebrew (the test client runs the
+    locale middleware in this thread) must not turn the next test's messages Hebrew."""
+    yield
+    translation.deactivate()
