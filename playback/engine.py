@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import queue
+import statistics
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -167,12 +168,21 @@ class Engine:
     # --- timed starts (hard starts of the programme) -----------------------------------
 
     DEFAULT_START_LEAD = 0.5  # s: before a start's due time, play() is called this early
+    ICECAST_START_LEAD = 0.17  # s: VLC's start latency to its due time measured here, until measured
 
     def start_lead(self) -> float:
         """How early to call `start_at` before the due time: the slowest recent start, plus margin.
 
         The sink holds an early item back to its due time, so early is exact and late is late.
         """
+        if self.config.kind == "icecast":
+            # The stream is fed by VLC's own chain, not through the sink's gate: start at the typical
+            # latency, so the stream's first sample comes at the instant give or take its spread.
+            # (The sink's own play-out latency is not the stream's: it is taken off.)
+            if not self.start_latencies:
+                return self.ICECAST_START_LEAD
+            monitor = getattr(self.sink, "latency_us", 0)
+            return max(0.0, (statistics.median(self.start_latencies) - monitor) / 1e6)
         if not self.start_latencies:
             return self.DEFAULT_START_LEAD
         # A start that takes longer than the lead is late by the difference: keep a wide margin
