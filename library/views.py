@@ -15,11 +15,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.handlers.asgi import ASGIRequest
-from django.db import IntegrityError, transaction
-from django.db.models import Count, QuerySet
+from django.db import IntegrityError
+from django.db.models import Count
 from django.http import HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
-from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -35,9 +34,15 @@ from rest_framework.views import APIView
 
 from library import storage
 from library.filters import SearchFilter, SyncRunFilter, TrackFilter, TrackSearchFilter
-from library.models import Genre, Playlist, PlaylistItem, Track
+from library.models import Genre, Playlist, Track
 from library.pagination import CappedCountPagination
-from library.playlists import smart_tracks
+from library.playlists import (
+    playlist_create,
+    playlist_delete,
+    playlist_rewind,
+    playlist_tracks,
+    playlist_update,
+)
 from library.serializers import (
     DetailSerializer,
     DuplicatesSerializer,
@@ -55,8 +60,7 @@ from library.services import (
     track_update,
     upload_limit_bytes,
 )
-from radio.models import Station, SyncRun
-from radio.services import audit_record, snapshot
+from radio.models import SyncRun
 from radio.views import StationScopedMixin
 
 logger = logging.getLogger(__name__)
@@ -315,80 +319,6 @@ class GenreViewSet(StationScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
 
 # --- Playlists ----------------------------------------------------------------
-# The writes below are services (audited, in one transaction); they sit here only until they
-# move to library/playlists.py next to `playlist_next`.
-
-def playlist_snapshot(playlist: Playlist) -> dict[str, Any]:
-    """The playlist for the audit journal, its items (track ids in order) included."""
-    return {**snapshot(playlist), "items": list(playlist.items.values_list("track_id", flat=True))}
-
-
-def _playlist_write(playlist: Playlist, data: dict[str, Any]) -> None:
-    data = dict(data)
-    genres, items = data.pop("genres", None), data.pop("items", None)
-    for field, value in data.items():
-        setattr(playlist, field, value)
-    if not playlist.slug:
-        playlist.slug = slugify(playlist.name, allow_unicode=True)[:200]
-    playlist.save()
-    if genres is not None:
-        playlist.genres.set(genres)
-    if items is not None:
-        playlist.items.all().delete()
-        PlaylistItem.objects.bulk_create(PlaylistItem(playlist=playlist, track_id=track_id, position=position)
-                                         for position, track_id in enumerate(items))
-
-
-def playlist_create(*, actor, station: Station, data: dict[str, Any]) -> Playlist:
-    with transaction.atomic():
-        playlist = Playlist(station=station)
-        _playlist_write(playlist, data)
-        audit_record(actor=actor, station=station, action="playlist.add", obj=playlist,
-                     after=playlist_snapshot(playlist))
-    return playlist
-
-
-def playlist_update(*, actor, playlist: Playlist, data: dict[str, Any]) -> Playlist:
-    """Change fields, rules and (when `items` is given) the whole track list; its place is kept."""
-    with transaction.atomic():
-        before = playlist_snapshot(playlist)
-        _playlist_write(playlist, data)
-        audit_record(actor=actor, station=playlist.station, action="playlist.update", obj=playlist,
-                     before=before, after=playlist_snapshot(playlist))
-    return playlist
-
-
-def playlist_delete(*, actor, playlist: Playlist) -> None:
-    with transaction.atomic():
-        audit_record(actor=actor, station=playlist.station, action="playlist.delete", obj=playlist,
-                     before=playlist_snapshot(playlist))
-        playlist.delete()
-
-
-def playlist_rewind(*, actor, playlist: Playlist) -> Playlist:
-    """Forget where the playlist stands: the next pick is the first of a new pass (or a new random cycle)."""
-    with transaction.atomic():
-        locked = Playlist.objects.select_for_update().get(pk=playlist.pk)  # as playlist_next takes it
-        before = {"cursor": locked.cursor, "cycle": locked.cycle, "last_track": locked.last_track_id}
-        locked.cursor, locked.cycle, locked.last_track = 0, [], None
-        locked.save(update_fields=["cursor", "cycle", "last_track", "updated_at"])
-        audit_record(actor=actor, station=locked.station, action="playlist.rewind", obj=locked, before=before,
-                     after={"cursor": 0, "cycle": [], "last_track": None})
-    return locked
-
-
-def playlist_tracks(playlist: Playlist) -> QuerySet:
-    """The playable tracks the playlist would play now: a static one's items as listed (a track listed
-    twice comes twice), a smart one's `smart_tracks`."""
-    if playlist.kind == Playlist.Kind.SMART:
-        tracks = smart_tracks(playlist)
-        if tracks.query.is_sliced:  # `limit`: re-read as a filter, so a page can be counted and cut
-            tracks = Track.objects.filter(pk__in=tracks.values("pk")).order_by(*tracks.query.order_by)
-    else:
-        tracks = (Track.objects.playable().filter(station=playlist.station, playlist_items__playlist=playlist)
-                  .order_by("playlist_items__position", "playlist_items__id"))
-    return tracks.select_related("genre", "station")
-
 
 class PlaylistViewSet(StationScopedMixin, viewsets.ModelViewSet):
     """The station's playlists: static (a list of tracks) or smart (a saved filter). Members read; editors

@@ -13,8 +13,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db import IntegrityError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django_filters.rest_framework import DjangoFilterBackend
@@ -30,7 +29,6 @@ from library.filters import IdFilter
 from library.pagination import CappedCountPagination
 from library.serializers import DetailSerializer
 from radio.models import Station
-from radio.services import audit_record, snapshot
 from radio.views import StationScopedMixin
 from scheduling.models import CalendarEvent, CalendarSource, ProgramSlot
 from scheduling.planner import plan, plan_data
@@ -44,38 +42,13 @@ from scheduling.serializers import (
     ScheduleWindowSerializer,
     parse_instant,
 )
+from scheduling.services import programme_delete, programme_save
 
 logger = logging.getLogger(__name__)
 
 
-# --- Writes -------------------------------------------------------------------
-# Services (journaled, in one transaction); they sit here until scheduling has a services module.
-# The actions are named as the admin names them (radio.admin.StationScopedAdmin), so a change
-# reads the same in the journal wherever it was made.
-
-def programme_save(*, actor, obj: Model, data: dict[str, Any]) -> Model:
-    """Add or change a calendar or a programme slot of `obj.station`."""
-    with transaction.atomic():
-        adding = obj.pk is None
-        before = None if adding else snapshot(type(obj).objects.get(pk=obj.pk))
-        for field, value in data.items():
-            setattr(obj, field, value)
-        obj.save()
-        action = f"{obj._meta.model_name}.{'add' if adding else 'change'}"
-        audit_record(actor=actor, station=obj.station, action=action, obj=obj, before=before,
-                     after=snapshot(obj))
-    return obj
-
-
-def programme_delete(*, actor, obj: Model) -> None:
-    with transaction.atomic():
-        audit_record(actor=actor, station=obj.station, action=f"{obj._meta.model_name}.delete", obj=obj,
-                     before=snapshot(obj))
-        obj.delete()
-
-
 class ProgrammeWriteMixin:
-    """Creates, changes and deletes through the services above."""
+    """Creates, changes and deletes through the services (scheduling/services.py)."""
 
     def perform_create(self, serializer):
         serializer.instance = programme_save(actor=self.request.user, obj=self.get_queryset().model(
