@@ -198,3 +198,50 @@ def test_a_log_reader_that_stops_reading_does_not_stop_the_broadcast(station, qu
     due = rec.blocks["due_us"] / 1e6
     assert due[-1] - due[0] > 21.0, aircheck.summary(rec)  # 22 one-second tones or more were heard
     assert _max_gap_between(rec, due[0], due[-1]) < 0.1, aircheck.summary(rec)
+
+
+def test_a_hard_start_keeps_its_instant_while_postgresql_stops_answering(station, queue_tones, spawn,
+                                                                         process_env, tmp_path):
+    """The programme is held in memory: a start due while the database is silent is on time."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from scheduling.models import ContentKind, Mode, ProgramSlot
+
+    proxy = TcpProxy(urlsplit(process_env["DATABASE_URL"]).port)
+    record = tmp_path / "heard"
+    process_env.update(DATABASE_URL=_via(process_env["DATABASE_URL"], proxy.port),
+                       PLAYBACK_RECORD_DIR=str(record), PLAYBACK_DB_DEADLINE="4")
+    queue_tones(30)
+    path = make_tone(tmp_path / "news.mp3", seconds=3.0, freq=2600.0, title="News")
+    news = track_analyse(track=track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
+                                                 original_name="news.mp3", hints={"kind": "newsflash"}))
+    at = (timezone.now() + timedelta(seconds=30)).replace(microsecond=0)
+    local = at.astimezone(ZoneInfo(station.time_zone))
+    ProgramSlot.objects.create(station=station, name="News", weekdays=[local.weekday()],
+                               start_time=local.time(), end_time=(local + timedelta(seconds=10)).time(),
+                               first_day=local.date(), last_day=local.date(), content_kind=ContentKind.TRACK,
+                               track=news, mode=Mode.HARD)
+    worker = spawn("playback_worker", "--station", station.slug, "--output", "dummy")
+    try:
+        wait_for(lambda: PlayLog.objects.filter(station=station).count() >= 2, timeout=30)
+        assert (at - timezone.now()).total_seconds() > 12, "the worker took too long to start"
+        proxy.blackhole()  # from here to well after the start, nothing answers
+        while timezone.now() < at + timedelta(seconds=8):
+            time.sleep(0.2)
+        proxy.restore()
+        wait_for(lambda: PlayLog.objects.filter(station=station, track=news).exists(), timeout=40)
+        assert worker.poll() is None
+    finally:
+        log = _stop(worker)
+        proxy.close()
+    rec = _heard(record)
+    starts = [s.start_mono for s in aircheck.segments(rec, expected_freqs=[300 + 40 * n for n in range(20)]
+                                                       + [2600.0]) if abs(s.freq_hz - 2600.0) < 1]
+    assert starts, (aircheck.summary(rec), log)
+    error_ms = (aircheck.to_wall(rec, starts[0]) - at.timestamp()) * 1000
+    assert abs(error_ms) <= 20, (error_ms, log)
+    row = PlayLog.objects.get(station=station, track=news)
+    assert row.reason == "schedule"
