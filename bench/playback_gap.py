@@ -53,7 +53,6 @@ import math
 import operator
 import os
 import queue
-import secrets
 import shutil
 import signal
 import socket
@@ -63,12 +62,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from tests.servers import IcecastServer
 
 RATE = 44100
 LEVEL_DB = -14.0
@@ -301,81 +303,10 @@ def stop_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM, ti
         process.wait(timeout=5)
 
 
-class Icecast:
-    """A private icecast2 on 127.0.0.1 (it drops root for the icecast2 user, as it insists)."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="onair-icecast-"))
-        self.port = free_port()
-        self.password = "bench-" + secrets.token_hex(6)
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.root.chmod(0o755)
-        logs = self.root / "log"
-        logs.mkdir()
-        security = ""
-        if os.geteuid() == 0:
-            shutil.chown(logs, "icecast2", "icecast")
-            security = ("<security><chroot>0</chroot><changeowner><user>icecast2</user>"
-                        "<group>icecast</group></changeowner></security>")
-        config = self.root / "icecast.xml"
-        config.write_text(f"""<icecast>
-  <location>bench</location><admin>bench@localhost</admin><hostname>127.0.0.1</hostname>
-  <limits><clients>20</clients><sources>4</sources><queue-size>1048576</queue-size>
-    <client-timeout>30</client-timeout><header-timeout>15</header-timeout>
-    <source-timeout>10</source-timeout><burst-on-connect>1</burst-on-connect>
-    <burst-size>65536</burst-size></limits>
-  <authentication><source-password>{self.password}</source-password>
-    <relay-password>{self.password}</relay-password><admin-user>admin</admin-user>
-    <admin-password>{self.password}</admin-password></authentication>
-  <listen-socket><port>{self.port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  <fileserve>1</fileserve>
-  <paths><basedir>/usr/share/icecast2</basedir><logdir>{logs}</logdir>
-    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
-  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>
-  {security}
-</icecast>
-""")
-        self.process = subprocess.Popen(["icecast2", "-c", str(config)], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.root / "stderr.log", "wb"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"icecast2 exited: {(self.root / 'stderr.log').read_text()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("icecast2 did not open its port within 10 s")
-
-    def mounts(self) -> list[str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status-json.xsl", timeout=2) as r:
-                stats = json.loads(r.read().decode("utf-8", "replace"))["icestats"]
-        except (OSError, ValueError, KeyError):
-            return []
-        sources = stats.get("source") or []
-        if isinstance(sources, dict):
-            sources = [sources]
-        return [s.get("listenurl", "").rsplit("/", 1)[-1] for s in sources]
-
-    def error_log(self) -> str:
-        path = self.root / "log" / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        try:
-            stop_process(self.process)
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
 class Recorder(threading.Thread):
     """Waits for a mount to appear, then records it with ffmpeg to WAV until the source leaves."""
 
-    def __init__(self, icecast: Icecast, mount: str, wav: Path, *, wait: float = 15.0) -> None:
+    def __init__(self, icecast: IcecastServer, mount: str, wav: Path, *, wait: float = 15.0) -> None:
         super().__init__(name=f"record-{mount}", daemon=True)
         self.icecast, self.mount, self.wav, self.wait = icecast, mount, wav, wait
         self.process: subprocess.Popen | None = None
@@ -634,7 +565,7 @@ def analyse_amem(capture: Capture, engine, worker, run: dict, seq: Sequence, tra
 
 # --- 2. OnAir to Icecast ------------------------------------------------------------------------
 
-def bench_icecast_onair(icecast: Icecast, seq: Sequence, workdir: Path) -> dict:
+def bench_icecast_onair(icecast: IcecastServer, seq: Sequence, workdir: Path) -> dict:
     from playback.engine import OutputConfig
 
     station = make_station("gap-icecast")
@@ -658,7 +589,8 @@ def bench_icecast_onair(icecast: Icecast, seq: Sequence, workdir: Path) -> dict:
     return finish_recording(result, recorder, wav, seq, icecast)
 
 
-def finish_recording(result: dict, recorder: Recorder, wav: Path, seq: Sequence, icecast: Icecast) -> dict:
+def finish_recording(result: dict, recorder: Recorder, wav: Path, seq: Sequence,
+                     icecast: IcecastServer) -> dict:
     if recorder.error:
         result["ffmpeg_stderr"] = recorder.error  # "Stream ends prematurely": the source left, as expected
     if not wav.exists() or wav.stat().st_size < 1000:
@@ -677,7 +609,7 @@ def finish_recording(result: dict, recorder: Recorder, wav: Path, seq: Sequence,
 
 # --- 3. Liquidsoap to Icecast ----------------------------------------------------------------------
 
-def bench_liquidsoap(icecast: Icecast, seq: Sequence, workdir: Path) -> dict:
+def bench_liquidsoap(icecast: IcecastServer, seq: Sequence, workdir: Path) -> dict:
     liquidsoap = shutil.which("liquidsoap")
     if not liquidsoap:
         return {"error": "liquidsoap not installed (apt-get install liquidsoap)"}
@@ -833,7 +765,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["amem", "icecast", "liquidsoap", "commands"])
     args = parser.parse_args()
 
-    from tests.servers import PostgresServer, RedisServer
+    from tests.servers import IcecastServer, PostgresServer, RedisServer
 
     workdir = Path(tempfile.mkdtemp(prefix="onair-gap-"))
     postgres, redis_server = PostgresServer(), RedisServer()
@@ -865,7 +797,7 @@ def main() -> None:
             report("OnAir amem", figures["onair_amem"])
         if {"icecast", "liquidsoap"} - set(args.skip):
             if shutil.which("icecast2"):
-                icecast = Icecast()
+                icecast = IcecastServer()
                 icecast.start()
             else:
                 figures["icecast"] = "icecast2 not installed (apt-get install icecast2): stream parts skipped"

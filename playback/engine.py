@@ -2,8 +2,13 @@
 
 VLC events are never acted on inside their callbacks (that deadlocks libvlc, see
 FACTS.md): each callback only puts a small tuple on the worker's queue, and the
-worker thread handles it. Volume and fades use the equalizer pre-amplifier,
-which works on every output (audio_set_volume does nothing on `dummy`).
+worker thread handles it.
+
+Gains: each item plays at its own gain (loudness normalisation, playback/loudness.py) under the
+master level (the operator's volume, fades). Where the audio leaves through the paced sink
+(headless, Icecast: `mixing`), both are applied there, per sample, at the instant they are heard,
+and the stream gets exactly that. On the sound card (VLC's own output) they go to the equalizer's
+pre-amplifier, which acts on what VLC decodes (audio_set_volume does nothing on `dummy`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import queue
-import statistics
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from typing import Any
 
 import vlc
 
+from playback.icecast import IcecastOutput
 from playback.output import PacedSink, Recorder, clock_us
 
 logger = logging.getLogger(__name__)
@@ -39,22 +44,20 @@ class OutputConfig:
     gather: bool = True  # local outputs: keep one audio output across items
 
 
-def icecast_sout(config: OutputConfig) -> str:
-    # #gather keeps one encoder and one source connection across items: the join
-    # between tracks is sample-exact on the stream (measured, FACTS.md). `duplicate`
-    # also sends the audio to `display` (amem → the paced sink), so the worker sees
-    # the samples that leave for the stream.
-    stream = (f"transcode{{acodec=mp3,ab={config.bitrate},channels=2,samplerate=44100}}"
-              f":std{{access=shout,mux=mp3,dst={config.icecast_url}}}")
-    return f'sout=#gather:duplicate{{dst=display,dst="{stream}"}}'
-
-
-
 def volume_to_preamp(volume: int) -> float:
     volume = max(0, min(100, volume))
     if volume == 0:
         return PREAMP_FLOOR_DB
     return PREAMP_FLOOR_DB + (PREAMP_UNITY_DB - PREAMP_FLOOR_DB) * volume / 100
+
+
+def volume_to_level(volume: int) -> float:
+    """The operator's volume (0–100) as a linear level: the same dB curve as the pre-amplifier's
+    (100 is unity, each step 0.32 dB down), with 0 silent."""
+    volume = max(0, min(100, volume))
+    if volume == 0:
+        return 0.0
+    return float(10 ** ((volume_to_preamp(volume) - PREAMP_UNITY_DB) / 20))
 
 
 class Engine:
@@ -68,13 +71,17 @@ class Engine:
         self.events = events
         args = ["--no-video", "--quiet", "--no-stats", f"--file-caching={file_caching_ms}",
                 "--no-metadata-network-access"]
-        if config.kind in ("dummy", "amem"):
+        if config.kind in ("dummy", "amem", "icecast"):
             args.append("--aout=amem")
-        elif config.kind == "icecast":
-            args += ["--aout=amem", "--sout-shout-mp3", "--sout-keep"]
         if audio_sink is None and config.kind in ("dummy", "icecast"):
-            audio_sink = PacedSink(Recorder(record_dir, name) if record_dir else None)
+            outputs = [IcecastOutput(config.icecast_url, bitrate=config.bitrate, name=name)] \
+                if config.kind == "icecast" else []
+            audio_sink = PacedSink(Recorder(record_dir, name) if record_dir else None, outputs=outputs)
         self.sink = audio_sink
+        # Gains applied in the sink (per sample, as heard), or VLC's pre-amplifier (the sound card).
+        self.mixing = audio_sink is not None and hasattr(audio_sink, "begin_item")
+        self.item_gain_db = 0.0
+        self.faded = False
         self.instance = vlc.Instance(args)
         if self.instance is None:
             raise RuntimeError("libvlc could not start (is libvlc5 with vlc-plugin-base installed?)")
@@ -130,8 +137,21 @@ class Engine:
         self.events.put(("vlc", name, self.generation, time.monotonic()))
 
     def _set_preamp(self, db: float) -> None:
-        self.equalizer.set_preamp(db)
+        if self.mixing:
+            return
+        self.equalizer.set_preamp(max(PREAMP_FLOOR_DB, min(20.0, db + self.item_gain_db)))
         self.player.set_equalizer(self.equalizer)
+
+    def _begin_item(self, gain_db: float) -> None:
+        """The item about to start plays at `gain_db`, at the operator's volume (after any fade)."""
+        self.item_gain_db = gain_db
+        self.ramp = None
+        if self.mixing:
+            self.sink.begin_item(float(10 ** (gain_db / 20)), master=volume_to_level(self.volume),
+                                 drop_previous=self.faded)
+        else:
+            self._set_preamp(volume_to_preamp(self.volume))
+        self.faded = False
 
     def prepare(self, path: Path, *, cue_in: float = 0.0, cue_out: float | None = None,
                 duration: float | None = None) -> vlc.Media:
@@ -145,9 +165,7 @@ class Engine:
         # only cut when the cue really is before the end.
         if cue_out and not (duration and cue_out >= duration - END_TOLERANCE):
             options.append(f"stop-time={cue_out:.3f}")
-        if self.config.kind == "icecast":
-            options += [icecast_sout(self.config), "sout-keep"]
-        elif self.config.gather:
+        if self.config.gather or self.config.kind == "icecast":
             # One audio output kept across items (#gather:display): the next item's
             # audio queues behind the current one instead of waiting for the output
             # to drain, close and reopen at every join.
@@ -157,10 +175,12 @@ class Engine:
             media.add_option(f":{option}")
         return media
 
-    def start(self, media: vlc.Media) -> int:
-        """Play `media` now, replacing whatever plays. Returns its generation number."""
+    def start(self, media: vlc.Media, *, gain_db: float = 0.0) -> int:
+        """Play `media` now at `gain_db` and the operator's volume, replacing whatever plays (cut at once
+        if it was faded out). Returns its generation number."""
         self.generation += 1
         self.player.set_media(media)
+        self._begin_item(gain_db)
         if self.player.play() == -1:
             raise RuntimeError("VLC refused to play the media")
         return self.generation
@@ -168,30 +188,22 @@ class Engine:
     # --- timed starts (hard starts of the programme) -----------------------------------
 
     DEFAULT_START_LEAD = 0.5  # s: before a start's due time, play() is called this early
-    ICECAST_START_LEAD = 0.17  # s: VLC's start latency to its due time measured here, until measured
 
     def start_lead(self) -> float:
         """How early to call `start_at` before the due time: the slowest recent start, plus margin.
 
-        The sink holds an early item back to its due time, so early is exact and late is late.
+        The sink holds an early item back to its due time, so early is exact and late is late (the
+        Icecast stream is fed from the sink: the same holds there).
         """
-        if self.config.kind == "icecast":
-            # The stream is fed by VLC's own chain, not through the sink's gate: start at the typical
-            # latency, so the stream's first sample comes at the instant give or take its spread.
-            # (The sink's own play-out latency is not the stream's: it is taken off.)
-            if not self.start_latencies:
-                return self.ICECAST_START_LEAD
-            monitor = getattr(self.sink, "latency_us", 0)
-            return max(0.0, (statistics.median(self.start_latencies) - monitor) / 1e6)
         if not self.start_latencies:
             return self.DEFAULT_START_LEAD
         # A start that takes longer than the lead is late by the difference: keep a wide margin
         # (a busy machine slows VLC's start); early costs only a moment more of the fade's silence.
         return min(1.5, max(self.DEFAULT_START_LEAD, 1.25 * max(self.start_latencies) / 1e6 + 0.1))
 
-    def start_at(self, media: vlc.Media, due_us: int) -> int:
+    def start_at(self, media: vlc.Media, due_us: int, *, gain_db: float = 0.0) -> int:
         """Play `media` so that its first sample is heard at `due_us` (libvlc clock), replacing
-        whatever plays. Exact on outputs with a paced sink (dummy, Icecast monitor); on the
+        whatever plays. Exact on outputs with a paced sink (dummy, Icecast); on the
         sound card it starts now, `start_lead()` early."""
         self.note_start_latency()
         self.generation += 1
@@ -199,12 +211,12 @@ class Engine:
         gate = getattr(self.sink, "gate", None)
         if gate is not None:
             gate(due_us)
+            self.faded = False  # the gate drops what of the item before would sound after due_us
+        self._begin_item(gain_db)
         self.timed_start = (clock_us(), due_us)
         if self.player.play() == -1:
             self.timed_start = None
             raise RuntimeError("VLC refused to play the media")
-        self.ramp = None
-        self._set_preamp(volume_to_preamp(self.volume))
         return self.generation
 
     def note_start_latency(self) -> tuple[int, int] | None:
@@ -217,11 +229,18 @@ class Engine:
         self.start_latencies.append(max(0, gated[0] - called))
         return gated
 
-    def fade_to_silence(self, fade_ms: int) -> None:
-        """Ramp to silence without waiting (the loop advances it); the volume setting is kept."""
-        keep = self.volume
-        self.ramp_volume(0, fade_ms=fade_ms)
-        self.volume = keep
+    def fade_to_silence(self, fade_ms: int, *, end_us: int | None = None) -> None:
+        """Ramp to silence without waiting; the volume setting is kept. When mixing, `end_us` (libvlc
+        clock) is when the silence is reached as heard: a hard start's instant, so what plays is
+        faded right up to the next item's first sample."""
+        if self.mixing and end_us is not None:
+            self.ramp = None
+            self.sink.ramp(0.0, fade_ms, begin_us=max(clock_us(), end_us - fade_ms * 1000))
+        else:
+            keep = self.volume
+            self.ramp_volume(0, fade_ms=fade_ms)
+            self.volume = keep
+        self.faded = True
 
     def stop(self) -> None:
         self.generation += 1
@@ -250,8 +269,14 @@ class Engine:
         return self.player.get_state() in (vlc.State.Ended, vlc.State.Error)
 
     def set_volume(self, volume: int, *, fade_ms: int = 0) -> None:
-        """Move to `volume` (0–100), stepping the pre-amplifier over `fade_ms` (blocking)."""
+        """Move to `volume` (0–100) over `fade_ms` (blocking: it returns once the fade is heard)."""
         self.ramp = None
+        if self.mixing:
+            self.sink.ramp(volume_to_level(volume), fade_ms)
+            if fade_ms:
+                time.sleep(fade_ms / 1000)
+            self.volume = max(0, min(100, volume))
+            return
         start, target = volume_to_preamp(self.volume), volume_to_preamp(volume)
         steps = max(1, fade_ms // 20)
         for step in range(1, steps + 1):
@@ -261,7 +286,13 @@ class Engine:
         self.volume = max(0, min(100, volume))
 
     def ramp_volume(self, volume: int, *, fade_ms: int) -> None:
-        """Move to `volume` over `fade_ms` without waiting: `ramp_step()` advances it."""
+        """Move to `volume` over `fade_ms` without waiting: `ramp_step()` advances it (the sink does,
+        per sample, when it mixes)."""
+        if self.mixing:
+            self.ramp = None
+            self.sink.ramp(volume_to_level(volume), fade_ms)
+            self.volume = max(0, min(100, volume))
+            return
         self.ramp = (volume_to_preamp(self.volume), volume_to_preamp(volume), time.monotonic(),
                      max(0.001, fade_ms / 1000))
         self.volume = max(0, min(100, volume))
@@ -283,10 +314,16 @@ class Engine:
         keep = self.volume
         self.set_volume(0, fade_ms=fade_ms)
         self.volume = keep
+        self.faded = True
 
-    def restore_volume(self) -> None:
+    def restore_volume(self, fade_ms: int = 50) -> None:
+        """Back to the operator's volume after a fade that was not followed by a new item."""
         self.ramp = None
-        self._set_preamp(volume_to_preamp(self.volume))
+        self.faded = False
+        if self.mixing:
+            self.sink.ramp(volume_to_level(self.volume), fade_ms)
+        else:
+            self._set_preamp(volume_to_preamp(self.volume))
 
     def ahead(self) -> float:
         """Seconds of audio handed to the output and not yet heard (0 when the output cannot tell)."""

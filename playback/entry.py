@@ -26,6 +26,8 @@ class Entry:
     queue_item_id: int | None = None
     requested_by_id: int | None = None
     note: str = ""
+    loudness_lufs: float | None = None  # from the library's analysis: the item's gain on air
+    true_peak_dbtp: float | None = None
 
     @classmethod
     def from_track(cls, track: Track, *, reason: str, item: QueueItem | None = None, note: str = "") -> Entry:
@@ -34,7 +36,8 @@ class Entry:
                    cue_in=track.cue_in or 0.0, cue_out=track.cue_out, duration=track.duration,
                    reason=reason, queue_item_id=item.pk if item else None,
                    requested_by_id=item.requested_by_id if item else None,
-                   note=(item.note if item else note) or "")
+                   note=(item.note if item else note) or "",
+                   loudness_lufs=track.loudness_lufs, true_peak_dbtp=track.true_peak_dbtp)
 
     @property
     def length(self) -> float | None:

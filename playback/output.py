@@ -8,6 +8,11 @@ the engine?", `last_heard`), independent of what the player says about itself,
 and, with a recording folder set, an air-check recording of every sample with
 the instant it was heard (format: `playback.aircheck`).
 
+The sink is also where the station's sound is shaped, at the instant it is heard, so it is the
+same on every output fed from it (headless, Icecast): each item's own gain (loudness to the
+station's target, `begin_item`), and the master gain (the operator's volume and the fades of
+skip, stop, play-now and hard starts, `ramp`), as a per-sample envelope (numpy).
+
 The callbacks run in VLC's threads: they only touch this object's own state.
 """
 
@@ -19,7 +24,9 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import vlc
 
 from playback.aircheck import SUFFIX, encode_block, encode_header
@@ -56,16 +63,70 @@ class Recorder:
             pass
 
 
-class PacedSink:
-    """Plays `amem` buffers out at their due time; counts and optionally records them."""
+class Master:
+    """The master gain: a level, or a linear ramp between two levels over an interval of play-out time."""
 
-    def __init__(self, recorder: Recorder | None = None, *, latency: float = 0.1) -> None:
+    def __init__(self) -> None:
+        self.start, self.target = 1.0, 1.0
+        self.began_us, self.length_us = 0, 0
+
+    def ramp(self, target: float, now_us: int, length_us: int) -> None:
+        current = self.at(now_us)
+        self.start, self.target, self.began_us, self.length_us = current, target, now_us, max(0, length_us)
+
+    def set(self, level: float) -> None:
+        self.start = self.target = level
+        self.length_us = 0
+
+    def at(self, t_us: int) -> float:
+        if self.length_us <= 0 or t_us >= self.began_us + self.length_us:
+            return self.target
+        if t_us <= self.began_us:
+            return self.start
+        return self.start + (self.target - self.start) * (t_us - self.began_us) / self.length_us
+
+    def envelope(self, at_us: int, frames: int) -> float | np.ndarray:
+        """The gain for `frames` samples heard from `at_us`: one number when it does not move."""
+        end_us = at_us + frames * 1_000_000 // RATE
+        if self.length_us <= 0 or at_us >= self.began_us + self.length_us or end_us <= self.began_us:
+            return self.at(at_us)
+        t = at_us + np.arange(frames, dtype=np.float64) * (1_000_000 / RATE)
+        share = np.clip((t - self.began_us) / self.length_us, 0.0, 1.0)
+        return (self.start + (self.target - self.start) * share).astype(np.float32)
+
+
+def apply_gain(pcm: bytes, gain: float | np.ndarray) -> bytes:
+    """S16 stereo `pcm` times `gain` (a number, or one value per frame), saturating, never wrapping."""
+    if isinstance(gain, float | int) and gain == 1.0:
+        return pcm
+    samples = np.frombuffer(pcm, dtype=np.int16).reshape(-1, CHANNELS).astype(np.float32)
+    if isinstance(gain, np.ndarray):
+        samples *= gain[:, None]
+    else:
+        samples *= np.float32(gain)
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16).tobytes()
+
+
+class PacedSink:
+    """Plays `amem` buffers out at their due time, with their gains; counts and optionally records them.
+
+    `outputs` get every buffer as it is played out (`feed(at_us, pcm)`), and `idle(now_us)` while
+    nothing plays: the Icecast encoder (playback/icecast.py).
+    """
+
+    def __init__(self, recorder: Recorder | None = None, *, latency: float = 0.1,
+                 outputs: list[Any] | None = None) -> None:
         self.recorder = recorder
+        self.outputs = list(outputs or [])
+        self.master = Master()
+        self.item_gain = 1.0  # of the item whose buffers are arriving
+        self.next_item: tuple[float, float | None] | None = None  # (gain, master level) for its first buffer
         # Like a sound card's buffer: buffers are heard `latency` after libvlc's due time,
         # so a decoder held up by a busy machine has that much more time before a gap.
         self.latency_us = int(latency * 1e6)
         self.cursor = 0
-        self.pending: deque[tuple[int, bytes]] = deque()
+        # (due, pcm, item gain, master level to set when it is heard: an item's first buffer)
+        self.pending: deque[tuple[int, bytes, float, float | None]] = deque()
         self.cond = threading.Condition()
         self.paused_at: int | None = None
         self.closing = False
@@ -88,8 +149,34 @@ class PacedSink:
                 self.shift_us = max(0, self.gate_at - natural)
                 self.gated = (natural, natural + self.shift_us)
                 self.gate_at = None
-            self.pending.append((pts_us + self.shift_us, pcm))
+            level = None
+            if self.next_item is not None:
+                self.item_gain, level = self.next_item
+                self.next_item = None
+            self.pending.append((pts_us + self.shift_us, pcm, self.item_gain, level))
             self.cond.notify()
+
+    # --- gains (the engine's thread) ----------------------------------------------------------
+
+    def begin_item(self, gain: float, *, master: float | None = None, drop_previous: bool = False) -> None:
+        """The next buffer is an item's first: it and the rest of the item play at `gain`, and the master
+        level is set to `master` when it is heard (an item after a fade starts at the operator's volume).
+        `drop_previous`: what is left of the items before (faded out) is never heard."""
+        with self.cond:
+            if drop_previous:
+                self.pending.clear()
+                self.shift_us = 0
+            self.next_item = (gain, master)
+            self.cond.notify()
+
+    def ramp(self, level: float, ms: float, *, begin_us: int | None = None) -> None:
+        """Move the master level to `level` over `ms` of what is heard from now, or from `begin_us`."""
+        with self.cond:
+            self.master.ramp(level, begin_us if begin_us is not None else clock_us(), int(ms * 1000))
+
+    def level(self) -> float:
+        with self.cond:
+            return self.master.at(clock_us())
 
     def gate(self, at_us: int) -> None:
         """The next buffer is the first of an item that must be heard at `at_us` (libvlc clock).
@@ -101,7 +188,7 @@ class PacedSink:
         with self.cond:
             def ends(due: int, pcm: bytes) -> int:
                 return due + self.latency_us + len(pcm) * 1_000_000 // (FRAME_BYTES * RATE)
-            self.pending = deque((due, pcm) for due, pcm in self.pending if ends(due, pcm) <= at_us)
+            self.pending = deque(p for p in self.pending if ends(p[0], p[1]) <= at_us)
             self.gate_at, self.gated = at_us, None
             self.cond.notify()
 
@@ -113,7 +200,7 @@ class PacedSink:
         with self.cond:
             if self.paused_at is not None:
                 shift = clock_us() - self.paused_at
-                self.pending = deque((due + shift, pcm) for due, pcm in self.pending)
+                self.pending = deque((due + shift, *rest) for due, *rest in self.pending)
             self.paused_at = None
             self.cond.notify()
 
@@ -143,10 +230,11 @@ class PacedSink:
         while True:
             with self.cond:
                 while not self.closing and (not self.pending or self.paused_at is not None):
-                    self.cond.wait(0.1)
+                    self.cond.wait(0.05)
+                    self._idle(clock_us())
                 if self.closing:
                     return
-                due, pcm = self.pending[0]
+                due, pcm, gain, level = self.pending[0]
                 # Like a sound card: a buffer due before the previous one has ended plays right
                 # after it (VLC's timelines overlap by a few ms at joins), a later one after a gap.
                 at = max(due + self.latency_us, cursor)
@@ -157,7 +245,14 @@ class PacedSink:
                 if now - at > 50_000:
                     at = now  # handed over too late: an underrun, heard from now on
                 self.pending.popleft()
+                if level is not None:
+                    self.master.set(level)
+                envelope = self.master.envelope(at, len(pcm) // FRAME_BYTES)
                 self.cond.notify_all()
+            if isinstance(envelope, np.ndarray):
+                pcm = apply_gain(pcm, envelope * np.float32(gain))
+            else:
+                pcm = apply_gain(pcm, float(envelope) * gain)
             # VLC starts the next item's timeline ~56 ms inside the last one's; the worker waits
             # 30 ms of it (JOIN_DELAY) and plays the rest back to back: the output then runs up to
             # ~26 ms per join behind VLC's clock until a skip, pause or stop empties it.
@@ -171,14 +266,26 @@ class PacedSink:
                 except OSError:
                     logger.exception("air-check recording failed: recording stops, playback goes on")
                     self.recorder = None
+            for output in self.outputs:
+                try:
+                    output.feed(at, pcm)
+                except Exception:  # noqa: BLE001 - an output's fault is its own, never the broadcast's
+                    logger.exception("output %s failed on a buffer; playing on", type(output).__name__)
+
+    def _idle(self, now_us: int) -> None:
+        for output in self.outputs:
+            try:
+                output.idle(now_us)
+            except Exception:  # noqa: BLE001
+                logger.exception("output %s failed while idle", type(output).__name__)
 
     def ahead(self) -> float:
         """Seconds until everything handed over so far has been heard (0 when nothing waits)."""
         with self.cond:
             end = self.cursor
             if self.pending:
-                due, pcm = self.pending[-1]
-                end = max(end + sum(len(p) for _, p in self.pending) * 1_000_000 // (FRAME_BYTES * RATE),
+                due, pcm = self.pending[-1][:2]
+                end = max(end + sum(len(p[1]) for p in self.pending) * 1_000_000 // (FRAME_BYTES * RATE),
                           due + self.latency_us + len(pcm) * 1_000_000 // (FRAME_BYTES * RATE))
         return max(0.0, (end - clock_us()) / 1e6)
 
@@ -193,3 +300,7 @@ class PacedSink:
         self.thread.join(1.0)
         if self.recorder is not None:
             self.recorder.close()
+        for output in self.outputs:
+            close = getattr(output, "close", None)
+            if close:
+                close()

@@ -27,10 +27,11 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from playback.entry import Entry
+from playback.loudness import item_gain_db
 from scheduling.backtiming import Item, backtime
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,18 @@ class Settings:
     tolerance: float = 10.0
     fade_to_fit: bool = False
     fade_to_fit_max: float = 15.0
+    # Broadcast sound (playback/loudness.py)
+    normalise: bool = True
+    target_lufs: float = -16.0
+    ceiling_dbtp: float = -1.0
+    offsets: dict[str, float] = field(default_factory=dict)  # by kind, dB
+
+    def gain_db(self, entry: Entry) -> float:
+        """The item's gain on air: to the target (plus its kind's offset), capped by its true peak."""
+        if not self.normalise:
+            return 0.0
+        return item_gain_db(entry.loudness_lufs, entry.true_peak_dbtp, target_lufs=self.target_lufs,
+                            offset_db=self.offsets.get(entry.kind, 0.0), ceiling_dbtp=self.ceiling_dbtp).db
 
 
 @dataclass

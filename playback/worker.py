@@ -419,7 +419,7 @@ class PlaybackWorker:
         fade, call = self.programme.fire_times(at, self.engine.start_lead())
         if now >= fade and self.programme.fading != start.key and self.on_air is not None and now < call:
             self.programme.fading = start.key
-            self.engine.fade_to_silence(HARD_FADE_MS)
+            self.engine.fade_to_silence(HARD_FADE_MS, end_us=int(at * 1e6))
         if now < call:
             return
         entries = self.programme.take(start)
@@ -503,12 +503,12 @@ class PlaybackWorker:
                 self.engine.prepare(entry.path, cue_in=entry.cue_in, cue_out=entry.cue_out,
                                     duration=entry.duration)
             self.prepared = None
+            gain_db = self.programme.settings.gain_db(entry)
             if due is not None:
                 self.last_due_us = int(due * 1e6)
-                generation = self.engine.start_at(media, self.last_due_us)
+                generation = self.engine.start_at(media, self.last_due_us, gain_db=gain_db)
             else:
-                self.engine.restore_volume()
-                generation = self.engine.start(media)
+                generation = self.engine.start(media, gain_db=gain_db)
         except (FileNotFoundError, RuntimeError) as exc:
             self.log_failed_entry(entry, str(exc))
             return False
@@ -691,7 +691,7 @@ class PlaybackWorker:
             try:
                 media = self.engine.prepare(entry.path, cue_in=entry.cue_in + heard, cue_out=entry.cue_out,
                                             duration=entry.duration)
-                self.on_air.generation = self.engine.start(media)
+                self.on_air.generation = self.engine.start(media, gain_db=self.engine.item_gain_db)
             except (FileNotFoundError, RuntimeError) as exc:
                 return False, f"could not resume: {exc}"
         self.paused = paused

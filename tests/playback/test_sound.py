@@ -1,0 +1,171 @@
+"""Broadcast sound on a real worker (real libvlc, the paced sink): loudness normalisation, fades and
+volume, measured on what the sink hands its outputs — the samples the Icecast encoder gets.
+The stream itself, decoded from a real icecast2, is in test_icecast.py."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import numpy as np
+import pytest
+
+from library.models import Track
+from library.services import track_analyse, track_import_file
+from playback import services
+from playback.engine import Engine, OutputConfig, volume_to_level
+from playback.models import PlayerCommand
+from playback.output import RATE, Master, PacedSink, apply_gain
+from playback.worker import FADE_MS, PlaybackWorker
+from tests.library.audio import make_tone
+from tests.playback.sound import Capture, loudness_of, rms_db
+
+pytestmark = pytest.mark.django_db
+
+
+# --- pure: the gain stage ------------------------------------------------------------------------
+
+def test_a_master_ramp_moves_linearly_over_play_out_time_and_holds():
+    master = Master()
+    master.ramp(0.0, 1_000_000, 300_000)
+    assert master.at(900_000) == 1.0 and master.at(1_150_000) == pytest.approx(0.5)
+    assert master.at(1_300_000) == 0.0 and master.at(5_000_000) == 0.0
+    env = master.envelope(1_000_000, RATE // 10)  # the first 100 ms of the fade, per sample
+    assert isinstance(env, np.ndarray) and env[0] == pytest.approx(1.0, abs=1e-3)
+    assert env[-1] == pytest.approx(2 / 3, abs=1e-3) and np.all(np.diff(env) < 0)
+    assert master.envelope(2_000_000, 100) == 0.0  # after the ramp: one number, no per-sample work
+    master.ramp(1.0, 2_000_000, 0)
+    assert master.at(2_000_000) == 1.0
+
+
+def test_gain_saturates_instead_of_wrapping():
+    loud = np.array([30000, -30000, 1000, -1000], dtype=np.int16).tobytes()
+    out = np.frombuffer(apply_gain(loud, 2.0), dtype=np.int16)
+    assert out.tolist() == [32767, -32768, 2000, -2000]
+    assert apply_gain(loud, 1.0) is loud
+
+
+# --- on a real worker ----------------------------------------------------------------------------
+
+@pytest.fixture
+def capture():
+    return Capture()
+
+
+@pytest.fixture
+def worker(station, capture):
+    station.queue_min_depth = 0
+    station.save()
+    events: queue.Queue = queue.Queue()
+    engine = Engine(OutputConfig("dummy"), events, audio_sink=PacedSink(outputs=[capture]))
+    player = PlaybackWorker(station, engine, events, owner="test:1:sound")
+    player.recover()
+    yield player
+    engine.release()
+
+
+@pytest.fixture
+def tone(station, tmp_path):
+    def make(title: str, seconds: float, *, freq: float, level_db: float, kind: str = "song") -> Track:
+        path = make_tone(tmp_path / f"{title}.mp3", seconds=seconds, title=title, freq=freq, level_db=level_db)
+        track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
+                                  original_name=f"{title}.mp3", hints={"kind": kind})
+        return track_analyse(track=track)
+    return make
+
+
+def run_until(worker, predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.step(timeout=0.02)
+        if predicate():
+            return
+    raise AssertionError("condition not met within the time limit")
+
+
+def played_out(worker, seconds: float) -> None:
+    """Step the worker while its output plays for `seconds` more."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        worker.step(timeout=0.02)
+
+
+def test_items_play_at_the_target_loudness_whatever_their_own(station, worker, capture, tone, tmp_path):
+    quiet = tone("Quiet", 4.0, freq=440.0, level_db=-28.0)
+    loud = tone("Loud", 4.0, freq=1000.0, level_db=-8.0)
+    jingle = tone("Jingle", 3.0, freq=2000.0, level_db=-20.0, kind="jingle")
+    assert quiet.loudness_lufs < -28 and loud.loudness_lufs > -12  # 20 LU apart in the files
+    station.jingle_offset = -4.0
+    station.save()
+    worker.nudged = True
+    for track in (quiet, loud, jingle):
+        services.queue_append(station=station, track=track)
+    run_until(worker, lambda: worker.on_air is not None and worker.on_air.entry.title == "Jingle")
+    run_until(worker, lambda: worker.on_air is None, timeout=10)
+    played_out(worker, 0.5)
+    blocks = capture.by_freq((440.0, 1000.0, 2000.0))
+    measured = {}
+    for freq, name in ((440.0, "quiet"), (1000.0, "loud"), (2000.0, "jingle")):
+        samples = [s for f, _, s in blocks if f == freq][2:-2]  # whole blocks inside the item
+        measured[name] = loudness_of(np.concatenate(samples), tmp_path / f"{name}.wav")
+    assert abs(measured["quiet"] - -16.0) <= 1.0, measured
+    assert abs(measured["loud"] - -16.0) <= 1.0, measured
+    assert abs(measured["jingle"] - -20.0) <= 1.0, measured  # the kind's offset
+    peak = max(np.abs(s.astype(np.int32)).max() for _, _, s in blocks)
+    assert peak < 32767  # nothing clipped
+
+
+def test_with_normalisation_off_items_play_at_their_own_level(station, worker, capture, tone, tmp_path):
+    station.loudness_normalise = False
+    station.save()
+    worker.nudged = True
+    quiet = tone("Quiet", 3.0, freq=440.0, level_db=-28.0)
+    services.queue_append(station=station, track=quiet)
+    run_until(worker, lambda: worker.on_air is not None)
+    run_until(worker, lambda: worker.on_air is None, timeout=10)
+    samples = [s for f, _, s in capture.by_freq((440.0,)) if f == 440.0][2:-2]
+    assert abs(loudness_of(np.concatenate(samples), tmp_path / "q.wav") - quiet.loudness_lufs) <= 0.5
+
+
+def test_a_skip_fades_out_on_the_output_then_the_next_item_starts_at_full_level(station, worker, capture,
+                                                                                 tone):
+    first = tone("First", 8.0, freq=440.0, level_db=-16.0)
+    second = tone("Second", 3.0, freq=1000.0, level_db=-16.0)
+    for track in (first, second):
+        services.queue_append(station=station, track=track)
+    run_until(worker, lambda: worker.on_air is not None)
+    played_out(worker, 2.0)
+    services.command_issue(station=station, action=PlayerCommand.Action.SKIP)
+    worker.nudged = True
+    run_until(worker, lambda: worker.on_air is not None and worker.on_air.entry.title == "Second")
+    played_out(worker, 1.0)
+    blocks = capture.by_freq((440.0, 1000.0))
+    labels = [f for f, _, _ in blocks]
+    first_second = labels.index(1000.0)
+    assert 440.0 not in labels[first_second:], "the skipped item was heard after the next began"
+    # The skipped item's level, block by block, up to the next item: full, then down to silence.
+    before = [(at, rms_db(s)) for f, at, s in blocks[:first_second] if f == 440.0]
+    full = np.median([db for _, db in before[:20]])
+    fading = [(at, db) for at, db in before if db < full - 1.0]
+    assert fading, "no fade: the item was cut"
+    fade_ms = (fading[-1][0] - fading[0][0]) / 1000
+    assert FADE_MS * 0.6 <= fade_ms <= FADE_MS * 1.4, fade_ms
+    assert all(b[1] <= a[1] + 0.5 for a, b in zip(fading, fading[1:], strict=False))  # only down
+    assert fading[-1][1] < full - 20  # to silence, not a step
+    after = [rms_db(s) for f, _, s in blocks[first_second:] if f == 1000.0][1:10]
+    assert min(after) > full - 3  # the next item is at full level from its start
+
+
+def test_the_volume_control_is_heard_on_the_output(station, worker, capture, tone):
+    services.queue_append(station=station, track=tone("Long", 8.0, freq=440.0, level_db=-16.0))
+    run_until(worker, lambda: worker.on_air is not None)
+    played_out(worker, 1.5)
+    services.command_issue(station=station, action=PlayerCommand.Action.VOLUME, args={"volume": 50})
+    worker.nudged = True
+    set_at = time.monotonic()
+    run_until(worker, lambda: worker.engine.volume == 50)
+    played_out(worker, 1.5)
+    levels = [(at / 1e6, rms_db(s)) for f, at, s in capture.by_freq((440.0,)) if f == 440.0]
+    before = np.median([db for t, db in levels if t < set_at - 0.2])
+    after = np.median([db for t, db in levels if set_at + 0.6 < t < set_at + 1.2])
+    assert after - before == pytest.approx(20 * np.log10(volume_to_level(50)), abs=0.5)
