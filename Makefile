@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 RUN_APT  := libvlc5 vlc-plugin-base
-TEST_APT := $(RUN_APT) postgresql chromium
+TEST_APT := $(RUN_APT) postgresql chromium icecast2
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export UV_PYTHON := 3.11
 export DEBIAN_FRONTEND := noninteractive
