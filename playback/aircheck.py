@@ -334,6 +334,18 @@ class Recording:
             out[a - i0:e - i0] += np.frombuffer(data, "<i2").reshape(-1, self.channels)
         return out
 
+    def samples(self, start_mono: float, end_mono: float) -> np.ndarray:
+        """What was heard from `start_mono` to `end_mono` (one run), float32 (n, channels)."""
+        for run, r in enumerate(self._runs):
+            first, last = self.time_of(run, 0), self.time_of(run, r.frames)
+            if first - 1e-3 <= start_mono <= last:
+                pos = self.blocks["pos"][r.b0:r.b1]
+                due = self.blocks["due_us"][r.b0:r.b1] / 1e6
+                k = max(0, int(np.searchsorted(due, start_mono, side="right")) - 1)
+                i0 = int(pos[k] + round((start_mono - due[k]) * self.rate))
+                return self.read(run, i0, i0 + round((end_mono - start_mono) * self.rate))
+        return np.zeros((0, self.channels), np.float32)
+
     def time_of(self, run: int, index):
         """Monotonic seconds of frame `index` (scalar or array) of a run."""
         r = self._runs[run]

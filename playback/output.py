@@ -131,6 +131,8 @@ class PacedSink:
         self.paused_at: int | None = None
         self.closing = False
         self.last_heard = 0.0  # time.monotonic() when the last sample was played out
+        self.underruns = 0  # buffers handed over too late to be heard on time
+        self.underrun_logged = -1e9
         self.frames_heard = 0
         # A timed start (`gate`): the new item's first buffer is heard at `gate_at` exactly, by
         # holding it (and every buffer after it) back by `shift_us`.
@@ -244,6 +246,11 @@ class PacedSink:
                     continue
                 if now - at > 50_000:
                     at = now  # handed over too late: an underrun, heard from now on
+                    self.underruns += 1
+                    if time.monotonic() - self.underrun_logged > 30:
+                        self.underrun_logged = time.monotonic()
+                        logger.warning("output underrun: a buffer came %.0f ms late (%d underruns so far)",
+                                       (now - due - self.latency_us) / 1000, self.underruns)
                 self.pending.popleft()
                 if level is not None:
                     self.master.set(level)
