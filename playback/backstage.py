@@ -103,8 +103,10 @@ class Backstage:
             self.position_job = fn
 
     def set_lease_status(self, status: dict[str, Any], *, beat_now: bool = False) -> None:
+        """Set the given keys of the status the heartbeat carries (a None value removes its key)."""
         with self.lock:
-            self.lease_status = dict(status)
+            self.lease_status.update(status)
+            self.lease_status = {k: v for k, v in self.lease_status.items() if v is not None}
             if beat_now:
                 self.last_beat = -1e9
         if beat_now:

@@ -325,6 +325,14 @@ class Engine:
         else:
             self._set_preamp(volume_to_preamp(self.volume))
 
+    def stream_state(self) -> dict | None:
+        """The Icecast output's state (connected, down_since, last_error, …), or None without one."""
+        for output in getattr(self.sink, "outputs", ()):
+            state = getattr(output, "state", None)
+            if state is not None:
+                return state()
+        return None
+
     def ahead(self) -> float:
         """Seconds of audio handed to the output and not yet heard (0 when the output cannot tell)."""
         ahead = getattr(self.sink, "ahead", None)

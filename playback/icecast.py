@@ -27,6 +27,7 @@ import base64
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -91,6 +92,7 @@ class IcecastOutput:
         self.bytes_sent = 0
         self.dropped_bytes = 0
         self.connects = 0
+        self.down_since: float | None = time.time()  # wall clock; None while connected
         self.sock: socket.socket | None = None
         self.thread = threading.Thread(target=self._send_loop, name="icecast", daemon=True)
         self.thread.start()
@@ -196,7 +198,7 @@ class IcecastOutput:
                 self.backlog.clear()  # what was encoded while away is stale: the stream resumes live
                 self.backlog_bytes = 0
             self.sock = sock
-            self.connected, self.connects = True, self.connects + 1
+            self.connected, self.connects, self.down_since = True, self.connects + 1, None
             logger.info("Icecast source connected: %s:%s%s", self.source.host, self.source.port,
                         self.source.mount)
             attempt = 0
@@ -205,7 +207,7 @@ class IcecastOutput:
             except OSError as exc:
                 self._fault(f"Icecast connection lost: {exc}")
             finally:
-                self.connected = False
+                self.connected, self.down_since = False, time.time()
                 self.sock = None
                 sock.close()
             if not self.closing:
@@ -258,7 +260,8 @@ class IcecastOutput:
             self.cond.wait_for(lambda: self.closing, timeout=seconds)
 
     def state(self) -> dict:
-        return {"connected": self.connected, "connects": self.connects, "bytes_sent": self.bytes_sent,
+        return {"connected": self.connected, "down_since": self.down_since, "connects": self.connects,
+                "bytes_sent": self.bytes_sent,
                 "dropped_bytes": self.dropped_bytes, "last_error": self.last_error}
 
     def close(self) -> None:

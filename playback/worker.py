@@ -55,6 +55,7 @@ JOIN_DELAY = 0.030
 # move the position on with the clock (docs/api.md), so a steady tick would only cost every
 # socket a message.
 STATUS_KEEPALIVE = 15.0
+STREAM_GRACE = 10.0  # s without an Icecast source connection before the stream counts as down
 
 
 @dataclass
@@ -151,6 +152,7 @@ class PlaybackWorker:
         self.stopped = False
         self.lost_lease = False
         self.status = WorkerStatus()
+        self.stream_checked, self.stream_down = -1e9, False
         self.started_at = timezone.now()
         self.started_mono = clock()
         self.baseline = self.started_mono  # no dead air counted before this (start, resume, play)
@@ -270,6 +272,7 @@ class PlaybackWorker:
         self.watchdog(now)
         self.ensure_prepared()
         self.check_silence(now)
+        self.check_stream(now)
         self.broadcast()
         self.report_position(now)
         self.backstage.rescue()
@@ -787,7 +790,8 @@ class PlaybackWorker:
                 logger.warning("station=%s audio back after %.1f s of dead air", self.slug,
                                now - self.status.dead_air_since)
                 self.status.dead_air_since, self.status.silence_alerted = None, False
-                self.backstage.set_lease_status({}, beat_now=True)
+                self.backstage.set_lease_status({"dead_air_since": None, "dead_air_reason": None},
+                                                beat_now=True)
             return
         if self.status.dead_air_since is None:
             self.status.dead_air_since = now - silent
@@ -813,6 +817,30 @@ class PlaybackWorker:
                     self.backstage.lease_status["dead_air_reason"] = str(reason)
 
         self.later(alert)
+
+    def check_stream(self, now: float) -> None:
+        """The Icecast stream: reported down on the heartbeat (and `/healthz`) after STREAM_GRACE without
+        a source connection, and up again when it reconnects."""
+        if now - self.stream_checked < 1.0:
+            return
+        self.stream_checked = now
+        state = self.engine.stream_state()
+        if state is None:
+            return
+        down_for = time.time() - state["down_since"] if state["down_since"] else 0.0
+        down = down_for >= STREAM_GRACE
+        if down == self.stream_down:
+            return
+        self.stream_down = down
+        if down:
+            since = datetime.fromtimestamp(state["down_since"], tz=UTC)
+            logger.error("station=%s the Icecast stream is down since %s: %s", self.slug, since.isoformat(),
+                         state["last_error"] or "not connected")
+            self.backstage.set_lease_status({"stream_down_since": since.isoformat(),
+                                             "stream_error": state["last_error"]}, beat_now=True)
+        else:
+            logger.warning("station=%s the Icecast stream is back", self.slug)
+            self.backstage.set_lease_status({"stream_down_since": None, "stream_error": None}, beat_now=True)
 
     def close(self, deadline: float | None = None) -> None:
         """Stop: log what was on air, write what can be written before `deadline`, keep the rest."""

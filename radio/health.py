@@ -76,6 +76,14 @@ def check_playback(database_ok: bool) -> dict[str, dict[str, Any]]:
             result[slug] = {"ok": False, "detail": f"dead air since {beat.status['dead_air_since']}"
                                                    + (f": {reason}" if reason else ""),
                             "dead_air_since": beat.status["dead_air_since"], "heartbeat_age": round(age, 1)}
+        elif (beat.status or {}).get("stream_down_since"):
+            # On air locally, but listeners of the Icecast stream hear nothing.
+            error = beat.status.get("stream_error") or ""
+            since = beat.status["stream_down_since"]
+            result[slug] = {"ok": False, "detail": f"Icecast stream down since {since}"
+                                                   + (f": {error}" if error else ""),
+                            "stream_down_since": beat.status["stream_down_since"],
+                            "heartbeat_age": round(age, 1)}
         else:
             result[slug] = {"ok": True, "heartbeat_age": round(age, 1)}
     return result

@@ -174,3 +174,35 @@ def test_a_frozen_icecast_never_stops_the_broadcast_and_the_stream_comes_back(st
     now_playing = worker.on_air.entry.title if worker.on_air else None
     heard_labels = {label(w, tuple(440.0 + 110 * n for n in range(8))) for w in windows(listener.samples())}
     assert now_playing is not None and 440.0 + 110 * int(now_playing[1:]) in heard_labels
+
+
+def test_a_stream_without_its_server_shows_on_healthz_until_it_connects(station, tone):
+    from radio.health import health_report
+    from radio.services import lease_acquire
+
+    station.queue_min_depth = 0
+    station.save()
+    server = IcecastServer()  # its port is chosen, the server not started yet
+    events: queue.Queue = queue.Queue()
+    engine = Engine(OutputConfig("icecast", icecast_url=f"source:{server.password}@127.0.0.1:{server.port}/"
+                                                        f"{MOUNT}"), events)
+    owner = "test:1:icecast-health"
+    assert lease_acquire(key=f"playback:{station.slug}", owner=owner, stale_after=3600, station=station)
+    worker = PlaybackWorker(station, engine, events, owner=owner)
+    worker.recover()
+    try:
+        services.queue_append(station=station, track=tone("Long", 40.0, freq=440.0, level_db=-16.0))
+
+        def playback_state() -> dict:
+            return health_report()["checks"]["playback"][station.slug]
+
+        step_for(worker, 25.0, until=lambda: not playback_state()["ok"])
+        state = playback_state()
+        assert "Icecast stream down since" in state["detail"] and "cannot connect" in state["detail"], state
+        assert worker.on_air is not None  # on air all along: only the stream is missing
+        server.start()
+        step_for(worker, 25.0, until=lambda: playback_state()["ok"])
+        assert engine.stream_state()["connected"] and MOUNT in server.mounts()
+    finally:
+        engine.release()
+        server.stop()

@@ -111,6 +111,11 @@ def test_items_play_at_the_target_loudness_whatever_their_own(station, worker, c
     assert abs(measured["quiet"] - -16.0) <= 1.0, measured
     assert abs(measured["loud"] - -16.0) <= 1.0, measured
     assert abs(measured["jingle"] - -20.0) <= 1.0, measured  # the kind's offset
+    # Each item's gain holds to its last sample and the next item's from its first: at a join the
+    # outgoing item's tail (still in VLC's output queue when the next starts) keeps its own gain.
+    for freq in (440.0, 1000.0):
+        levels = [rms_db(s) for f, _, s in blocks if f == freq]
+        assert max(abs(db - np.median(levels)) for db in levels[1:-1]) < 1.0, (freq, levels[-6:])
     peak = max(np.abs(s.astype(np.int32)).max() for _, _, s in blocks)
     assert peak < 32767  # nothing clipped
 
