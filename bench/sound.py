@@ -16,6 +16,11 @@ item's integrated loudness (ffmpeg's ebur128, the library's meter) against the t
 true peak, the gap at every join (crossfade 0: butt joins), audio lost per completed item (its file's
 length minus what was heard), and the fade before each skip (from 1 dB under the item's level to
 silence). Also: the playback worker's CPU share and the output's under-runs (buffers that came late).
+
+`--liquidsoap MINUTES` then plays the same files with Liquidsoap 2.1 (bench/liquidsoap_sound.liq,
+Debian's `liquidsoap`) to another mount of the same icecast2, each track amplified to the same target
+from the same analysis (`liq_amplify`, ReplayGain-style), `--liquidsoap-crossfade` seconds of
+crossfade (0: none), and measures its stream the same way.
 The last line is JSON.
 """
 
@@ -165,12 +170,60 @@ def measure(rec, freqs: dict[float, dict], scratch: Path) -> dict:
             "lost_ms_per_item": stats(lost, 1), "skipped_items": len(fades), "skip_fade_ms": stats(fades, 0)}
 
 
+def liquidsoap(args, icecast, var: Path, freqs: dict[float, dict]) -> dict:
+    """The same files through Liquidsoap 2.1 to another mount, recorded and measured the same way."""
+    import shutil
+
+    from library.models import Track
+
+    binary = shutil.which("liquidsoap")
+    if not binary:
+        return {"error": "liquidsoap is not installed (apt-get install liquidsoap)"}
+    lines = []
+    for track in Track.objects.exclude(kind=Track.Kind.JINGLE):
+        from library import storage
+
+        gain = TARGET - track.loudness_lufs
+        lines.append(f'annotate:liq_amplify="{gain:.2f} dB":{storage.absolute(track.file)}')
+    playlist = var / "liquidsoap.m3u"
+    playlist.write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, SOUND_PLAYLIST=str(playlist), SOUND_CROSSFADE=str(args.liquidsoap_crossfade),
+               SOUND_ICECAST_PORT=str(icecast.port), SOUND_ICECAST_PASSWORD=icecast.password,
+               SOUND_ICECAST_MOUNT="liquidsoap.mp3")
+    print(f"Liquidsoap for {args.liquidsoap:g} min …", flush=True)
+    log = (var / "liquidsoap.log").open("wb")
+    process = subprocess.Popen([binary, str(ROOT / "bench" / "liquidsoap_sound.liq")], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "liquidsoap.mp3" not in icecast.mounts() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        listener = Listener(icecast.listen_url("liquidsoap.mp3"), var / "liquidsoap.pcm")
+        listener.start()
+        cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(args.liquidsoap * 60)
+        share = (cpu_seconds(process.pid) - cpu0) / (time.monotonic() - wall0)
+        listener.stop()
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+    if listener.started_mono is None:
+        return {"error": "no audio arrived from the Liquidsoap mount"}
+    rec = stream_as_recording(var / "liquidsoap.pcm", var / "liquidsoap", listener.started_mono)
+    return {"crossfade_s": args.liquidsoap_crossfade, "cpu_share": round(share, 4),
+            **measure(rec, freqs, var / "scratch.wav")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--songs", type=int, default=24)
     parser.add_argument("--load", type=int, default=4, help="client threads searching tracks all the time")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--liquidsoap", type=float, default=0.0, metavar="MINUTES",
+                        help="also play the same files with Liquidsoap for this long (0: skip)")
+    parser.add_argument("--liquidsoap-crossfade", type=float, default=0.0)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
@@ -287,8 +340,11 @@ def main() -> None:
             figures["stream"] = measure(stream, freqs, var / "scratch.wav")
         else:
             figures["stream"] = {"error": "no audio arrived from the mount"}
-        for part in ("local", "stream"):
-            print(part, json.dumps(figures[part]), flush=True)
+        if args.liquidsoap > 0:
+            figures["liquidsoap"] = liquidsoap(args, icecast, var, freqs)
+        for part in ("local", "stream", "liquidsoap"):
+            if part in figures:
+                print(part, json.dumps(figures[part]), flush=True)
         if args.keep:
             print(f"kept: {var}")
         print(json.dumps(figures))
