@@ -274,5 +274,6 @@ class IcecastOutput:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self.thread.join(SEND_TIMEOUT + 1)
-        self.watch.join(PROBE_TIMEOUT + 1)
+        # Daemon threads: a connect or probe stuck on a hung server must not hold up the worker's stop.
+        self.thread.join(1.0)
+        self.watch.join(0.5)
