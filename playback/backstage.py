@@ -251,7 +251,7 @@ class Backstage:
                   for t in services.short_items(self.station)]
         row = Station.objects.filter(pk=self.station.pk).values(
             "soft_start_tolerance", "fade_to_fit", "fade_to_fit_max", "loudness_normalise", "loudness_target",
-            "true_peak_ceiling", "jingle_offset", "commercial_offset", "show_offset").first() or {}
+            "true_peak_ceiling", "jingle_offset", "commercial_offset", "show_offset", "crossfade").first() or {}
         defaults = Settings()
         settings_ = Settings(tolerance=float(row.get("soft_start_tolerance", 10)),
                              fade_to_fit=bool(row.get("fade_to_fit")),
@@ -262,7 +262,8 @@ class Backstage:
                              offsets={"jingle": float(row.get("jingle_offset", 0.0)),
                                       "commercial": float(row.get("commercial_offset", 0.0)),
                                       "show": float(row.get("show_offset", 0.0)),
-                                      "newsflash": float(row.get("show_offset", 0.0))})
+                                      "newsflash": float(row.get("show_offset", 0.0))},
+                             crossfade=float(row.get("crossfade", 0.0)))
         return starts, shorts, settings_
 
     def _run_db(self, fn: Callable[[], Any]) -> Any:

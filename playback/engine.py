@@ -85,26 +85,37 @@ class Engine:
         self.instance = vlc.Instance(args)
         if self.instance is None:
             raise RuntimeError("libvlc could not start (is libvlc5 with vlc-plugin-base installed?)")
-        self.player = self.instance.media_player_new()
-        if config.kind == "soundcard" and config.device:
-            self.player.audio_output_device_set(None, config.device)
-        if audio_sink is not None:
-            self._attach_amem(audio_sink)
+        # Two decks when the sink mixes them (crossfades): one media player each, `current` on air.
+        self.can_overlay = self.mixing and hasattr(audio_sink, "begin_overlay")
+        self.players = [self.instance.media_player_new() for _ in range(2 if self.can_overlay else 1)]
+        self.current = 0
+        self.player_generations = [0] * len(self.players)
+        self._amem_callbacks: list[tuple] = []
+        for index, player in enumerate(self.players):
+            if config.kind == "soundcard" and config.device:
+                player.audio_output_device_set(None, config.device)
+            if audio_sink is not None:
+                self._attach_amem(audio_sink, player, index)
+            manager = player.event_manager()
+            for event_type, name in ((vlc.EventType.MediaPlayerEndReached, "end"),
+                                     (vlc.EventType.MediaPlayerEncounteredError, "error"),
+                                     (vlc.EventType.MediaPlayerPlaying, "playing")):
+                manager.event_attach(event_type, self._on_event, name, index)
         self.equalizer = vlc.AudioEqualizer()
         self.volume = 100
         self._set_preamp(volume_to_preamp(100))
-        manager = self.player.event_manager()
-        for event_type, name in ((vlc.EventType.MediaPlayerEndReached, "end"),
-                                 (vlc.EventType.MediaPlayerEncounteredError, "error"),
-                                 (vlc.EventType.MediaPlayerPlaying, "playing")):
-            manager.event_attach(event_type, self._on_event, name)
         self.generation = 0
         self.ramp: tuple[float, float, float, float] | None = None
         # Timed starts: how long from play() to the first sample heard, as measured (µs).
         self.start_latencies: deque[int] = deque(maxlen=20)
         self.timed_start: tuple[int, int] | None = None  # (play() called, due) of the last timed start
 
-    def _attach_amem(self, sink: Any) -> None:
+    @property
+    def player(self) -> vlc.MediaPlayer:
+        """The deck on air."""
+        return self.players[self.current]
+
+    def _attach_amem(self, sink: Any, player: vlc.MediaPlayer, index: int = 0) -> None:
         """Hand every decoded PCM buffer to `sink` (benchmarks and tests capture the output).
 
         Format: S16N (native-endian signed 16-bit), 44.1 kHz, stereo interleaved.
@@ -117,24 +128,46 @@ class Engine:
         """
         cb = vlc.CallbackDecorators
 
+        decks = self.can_overlay  # the sink tells the decks apart
+
         def play(_opaque, samples, count, pts) -> None:
-            sink.play(ctypes.string_at(samples, count * 4), pts)
+            if decks:
+                sink.play(ctypes.string_at(samples, count * 4), pts, index)
+            else:
+                sink.play(ctypes.string_at(samples, count * 4), pts)
 
         def with_pts(name: str, decorator):
             method = getattr(sink, name, None)
-            return decorator(lambda _opaque, pts: method(pts)) if method else None
+            if method is None:
+                return None
+            if decks and name == "flush":
+                return decorator(lambda _opaque, pts: method(pts, index))
+            return decorator(lambda _opaque, pts: method(pts))
 
         drain = getattr(sink, "drain", None)
         # Kept on the engine: ctypes callbacks must outlive the player.
-        self._amem_callbacks = (cb.AudioPlayCb(play), with_pts("pause", cb.AudioPauseCb),
-                                with_pts("resume", cb.AudioResumeCb), with_pts("flush", cb.AudioFlushCb),
-                                cb.AudioDrainCb(lambda _opaque: drain()) if drain else None)
-        self.player.audio_set_callbacks(*self._amem_callbacks, None)
-        self.player.audio_set_format("S16N", 44100, 2)
+        callbacks = (cb.AudioPlayCb(play), with_pts("pause", cb.AudioPauseCb),
+                     with_pts("resume", cb.AudioResumeCb), with_pts("flush", cb.AudioFlushCb),
+                     cb.AudioDrainCb(lambda _opaque: drain()) if drain else None)
+        self._amem_callbacks.append(callbacks)
+        player.audio_set_callbacks(*callbacks, None)
+        player.audio_set_format("S16N", 44100, 2)
 
-    def _on_event(self, event, name: str) -> None:
-        # Inside libvlc's thread: hand over, never call back into libvlc here.
-        self.events.put(("vlc", name, self.generation, time.monotonic()))
+    def _on_event(self, event, name: str, index: int = 0) -> None:
+        # Inside libvlc's thread: hand over, never call back into libvlc here. The generation is that
+        # of the media on this deck: an outgoing deck's end after a crossfade is about an old media.
+        self.events.put(("vlc", name, self.player_generations[index], time.monotonic()))
+
+    def _take_deck(self, index: int, *, stop_other: bool = True) -> None:
+        """Deck `index` goes on air with a new media; the other deck (a crossfade's tail) stops, unless
+        this is the crossfade's start."""
+        for other, player in enumerate(self.players):
+            if stop_other and other != index and player.get_state() in (
+                    vlc.State.Playing, vlc.State.Paused, vlc.State.Opening, vlc.State.Buffering):
+                player.stop()
+        self.current = index
+        self.generation += 1
+        self.player_generations[index] = self.generation
 
     def _set_preamp(self, db: float) -> None:
         if self.mixing:
@@ -147,8 +180,9 @@ class Engine:
         self.item_gain_db = gain_db
         self.ramp = None
         if self.mixing:
+            extra = {"player": self.current} if self.can_overlay else {}
             self.sink.begin_item(float(10 ** (gain_db / 20)), master=volume_to_level(self.volume),
-                                 drop_previous=self.faded)
+                                 drop_previous=self.faded, token=self.generation, **extra)
         else:
             self._set_preamp(volume_to_preamp(self.volume))
         self.faded = False
@@ -178,7 +212,7 @@ class Engine:
     def start(self, media: vlc.Media, *, gain_db: float = 0.0) -> int:
         """Play `media` now at `gain_db` and the operator's volume, replacing whatever plays (cut at once
         if it was faded out). Returns its generation number."""
-        self.generation += 1
+        self._take_deck(self.current)
         self.player.set_media(media)
         self._begin_item(gain_db)
         if self.player.play() == -1:
@@ -206,7 +240,7 @@ class Engine:
         whatever plays. Exact on outputs with a paced sink (dummy, Icecast); on the
         sound card it starts now, `start_lead()` early."""
         self.note_start_latency()
-        self.generation += 1
+        self._take_deck(self.current)
         self.player.set_media(media)
         gate = getattr(self.sink, "gate", None)
         if gate is not None:
@@ -218,6 +252,26 @@ class Engine:
             self.timed_start = None
             raise RuntimeError("VLC refused to play the media")
         return self.generation
+
+    def start_overlay(self, media: vlc.Media, at_us: int, *, gain_db: float = 0.0, fade_ms: float) -> int:
+        """A crossfade: `media` starts on the other deck so that its first sample is heard at `at_us`
+        (libvlc clock), fading in over `fade_ms` while the item on air fades out and ends. Returns the
+        new media's generation; the engine's controls (pause, seek, position) then act on it."""
+        other = 1 - self.current
+        self._take_deck(other, stop_other=False)
+        self.item_gain_db = gain_db
+        self.player.set_media(media)
+        self.sink.begin_overlay(other, at_us, float(10 ** (gain_db / 20)), fade_ms, token=self.generation)
+        if self.player.play() == -1:
+            raise RuntimeError("VLC refused to play the media")
+        return self.generation
+
+    def heard_start(self, generation: int) -> float | None:
+        """When the first sample of the media of `generation` was heard (libvlc clock, s), once known."""
+        first = getattr(self.sink, "first_heard", None)
+        if first is None or first[0] != generation:
+            return None
+        return first[1] / 1e6
 
     def note_start_latency(self) -> tuple[int, int] | None:
         """(due, heard) of the last timed start once its first sample was heard; learns the latency."""
@@ -244,7 +298,8 @@ class Engine:
 
     def stop(self) -> None:
         self.generation += 1
-        self.player.stop()
+        for player in self.players:
+            player.stop()
 
     @property
     def resume_by_restart(self) -> bool:
@@ -344,8 +399,9 @@ class Engine:
         return silent(now) if silent else None
 
     def release(self) -> None:
-        self.player.stop()
-        self.player.release()
+        for player in self.players:
+            player.stop()
+            player.release()
         self.instance.release()
         close = getattr(self.sink, "close", None)
         if close:

@@ -69,10 +69,21 @@ class Master:
     def __init__(self) -> None:
         self.start, self.target = 1.0, 1.0
         self.began_us, self.length_us = 0, 0
+        self.equal_power = False
 
-    def ramp(self, target: float, now_us: int, length_us: int) -> None:
+    def ramp(self, target: float, now_us: int, length_us: int, *, equal_power: bool = False) -> None:
+        """Linear by default; `equal_power` (a crossfade's halves: sine in, cosine out) keeps the sum of
+        two uncorrelated sources at constant loudness."""
         current = self.at(now_us)
         self.start, self.target, self.began_us, self.length_us = current, target, now_us, max(0, length_us)
+        self.equal_power = equal_power
+
+    def _curve(self, share):
+        if not self.equal_power:
+            return share
+        if self.target >= self.start:
+            return np.sin(share * (np.pi / 2))
+        return 1.0 - np.cos(share * (np.pi / 2))
 
     def set(self, level: float) -> None:
         self.start = self.target = level
@@ -83,7 +94,8 @@ class Master:
             return self.target
         if t_us <= self.began_us:
             return self.start
-        return self.start + (self.target - self.start) * (t_us - self.began_us) / self.length_us
+        share = (t_us - self.began_us) / self.length_us
+        return float(self.start + (self.target - self.start) * self._curve(share))
 
     def envelope(self, at_us: int, frames: int) -> float | np.ndarray:
         """The gain for `frames` samples heard from `at_us`: one number when it does not move."""
@@ -92,7 +104,7 @@ class Master:
             return self.at(at_us)
         t = at_us + np.arange(frames, dtype=np.float64) * (1_000_000 / RATE)
         share = np.clip((t - self.began_us) / self.length_us, 0.0, 1.0)
-        return (self.start + (self.target - self.start) * share).astype(np.float32)
+        return (self.start + (self.target - self.start) * self._curve(share)).astype(np.float32)
 
 
 def apply_gain(pcm: bytes, gain: float | np.ndarray) -> bytes:
@@ -104,6 +116,12 @@ def apply_gain(pcm: bytes, gain: float | np.ndarray) -> bytes:
         samples *= gain[:, None]
     else:
         samples *= np.float32(gain)
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16).tobytes()
+
+
+def mix_out(samples: np.ndarray, gain: float | np.ndarray) -> bytes:
+    """A float32 mix (frames × channels) times `gain`, saturated to S16."""
+    samples = samples * (gain[:, None] if isinstance(gain, np.ndarray) else np.float32(gain))
     return np.clip(np.rint(samples), -32768, 32767).astype(np.int16).tobytes()
 
 
@@ -120,7 +138,18 @@ class PacedSink:
         self.outputs = list(outputs or [])
         self.master = Master()
         self.item_gain = 1.0  # of the item whose buffers are arriving
-        self.next_item: tuple[float, float | None] | None = None  # (gain, master level) for its first buffer
+        self.next_item: tuple | None = None  # (gain, master level, token) for the item's first buffer
+        self.first_heard: tuple[object, int] | None = None  # (token, µs) the item on air was first heard
+        # Crossfades: a second player (deck) whose buffers are mixed into the main deck's from its gate
+        # on, each deck under its own envelope; when the main deck runs dry the other becomes main.
+        self.main_player = 0
+        self.main_env = Master()
+        self.overlay_player: int | None = None
+        self.overlay: deque[tuple[int, bytes, float]] = deque()  # (due incl. shift, pcm, gain)
+        self.overlay_gate: int | None = None
+        self.overlay_shift_us = 0
+        self.overlay_gain = 1.0
+        self.overlay_env = Master()
         # Like a sound card's buffer: buffers are heard `latency` after libvlc's due time,
         # so a decoder held up by a busy machine has that much more time before a gap.
         self.latency_us = int(latency * 1e6)
@@ -144,8 +173,16 @@ class PacedSink:
 
     # --- amem callbacks (VLC's threads) ---------------------------------------------------
 
-    def play(self, pcm: bytes, pts_us: int) -> None:
+    def play(self, pcm: bytes, pts_us: int, player: int = 0) -> None:
         with self.cond:
+            if player != self.main_player:
+                if player == self.overlay_player:
+                    if self.overlay_gate is not None:
+                        self.overlay_shift_us = max(0, self.overlay_gate - (pts_us + self.latency_us))
+                        self.overlay_gate = None
+                    self.overlay.append((pts_us + self.overlay_shift_us, pcm, self.overlay_gain))
+                    self.cond.notify()
+                return  # a player that was replaced: what it still hands over is never heard
             if self.gate_at is not None:
                 natural = pts_us + self.latency_us
                 self.shift_us = max(0, self.gate_at - natural)
@@ -153,23 +190,81 @@ class PacedSink:
                 self.gate_at = None
             level = None
             if self.next_item is not None:
-                self.item_gain, level = self.next_item
+                self.item_gain, *level = self.next_item  # level: (master level, token)
                 self.next_item = None
             self.pending.append((pts_us + self.shift_us, pcm, self.item_gain, level))
             self.cond.notify()
 
     # --- gains (the engine's thread) ----------------------------------------------------------
 
-    def begin_item(self, gain: float, *, master: float | None = None, drop_previous: bool = False) -> None:
-        """The next buffer is an item's first: it and the rest of the item play at `gain`, and the master
-        level is set to `master` when it is heard (an item after a fade starts at the operator's volume).
-        `drop_previous`: what is left of the items before (faded out) is never heard."""
+    def begin_item(self, gain: float, *, master: float | None = None, drop_previous: bool = False,
+                   player: int = 0, token: object = None) -> None:
+        """The next buffer of `player` is an item's first: it and the rest of the item play at `gain`, and
+        the master level is set to `master` when it is heard (an item after a fade starts at the
+        operator's volume). `drop_previous`: what is left of the items before (faded out) is never
+        heard. A crossfade in progress ends: the other deck is dropped."""
         with self.cond:
             if drop_previous:
                 self.pending.clear()
                 self.shift_us = 0
-            self.next_item = (gain, master)
+            self._end_overlay()
+            self.main_player = player
+            self.main_env.set(1.0)
+            self.next_item = (gain, master, token)
             self.cond.notify()
+
+    def begin_overlay(self, player: int, at_us: int, gain: float, fade_ms: float, token: object = None) -> None:
+        """A crossfade: `player`'s next buffer is the first of an item heard from `at_us`, fading in over
+        `fade_ms` while the main deck fades out over the same time; then it becomes the main deck."""
+        with self.cond:
+            self._end_overlay()
+            self.overlay_player, self.overlay_gate, self.overlay_gain = player, at_us, gain
+            self.first_heard = (token, at_us)  # the gate holds its first sample to `at_us`
+            length = int(fade_ms * 1000)
+            self.overlay_env.set(0.0)
+            self.overlay_env.ramp(1.0, at_us, length, equal_power=True)
+            self.main_env.ramp(0.0, at_us, length, equal_power=True)
+            self.cond.notify()
+
+    def _end_overlay(self) -> None:
+        self.overlay.clear()
+        self.overlay_player, self.overlay_gate, self.overlay_shift_us = None, None, 0
+
+    def _overlay_due(self, now: int) -> bool:
+        return bool(self.overlay) and self.overlay[0][0] + self.latency_us - now <= 500
+
+    def _swap(self) -> None:
+        """The main deck ran dry with the other deck's audio due: the other deck is the main one now."""
+        self.main_player, self.shift_us, self.item_gain = self.overlay_player, self.overlay_shift_us, \
+            self.overlay_gain
+        self.pending = deque((due, pcm, gain, None) for due, pcm, gain in self.overlay)
+        self.main_env, self.overlay_env = self.overlay_env, Master()
+        self._end_overlay()
+
+    def _mix_overlay(self, at: int, samples: np.ndarray) -> None:
+        """Add the other deck's samples heard in [at, at + len(samples)) into `samples` (float32)."""
+        frames = len(samples)
+        while self.overlay:
+            o_due, o_pcm, o_gain = self.overlay[0]
+            offset = round((o_due + self.latency_us - at) * RATE / 1_000_000)
+            if offset >= frames:
+                return
+            o_frames = len(o_pcm) // FRAME_BYTES
+            skip, start = max(0, -offset), max(0, offset)  # skip: came too late for its place
+            count = max(0, min(frames - start, o_frames - skip))
+            if count:
+                o = np.frombuffer(o_pcm, dtype=np.int16).reshape(-1, CHANNELS)[skip:skip + count]
+                env = self.overlay_env.envelope(at + start * 1_000_000 // RATE, count)
+                if isinstance(env, np.ndarray):
+                    samples[start:start + count] += o.astype(np.float32) * (env * np.float32(o_gain))[:, None]
+                else:
+                    samples[start:start + count] += o.astype(np.float32) * np.float32(env * o_gain)
+            consumed = skip + count
+            if consumed >= o_frames:
+                self.overlay.popleft()
+            else:
+                self.overlay[0] = (o_due + consumed * 1_000_000 // RATE, o_pcm[consumed * FRAME_BYTES:], o_gain)
+                return
 
     def ramp(self, level: float, ms: float, *, begin_us: int | None = None) -> None:
         """Move the master level to `level` over `ms` of what is heard from now, or from `begin_us`."""
@@ -191,6 +286,8 @@ class PacedSink:
             def ends(due: int, pcm: bytes) -> int:
                 return due + self.latency_us + len(pcm) * 1_000_000 // (FRAME_BYTES * RATE)
             self.pending = deque(p for p in self.pending if ends(p[0], p[1]) <= at_us)
+            self._end_overlay()
+            self.main_env.set(1.0)
             self.gate_at, self.gated = at_us, None
             self.cond.notify()
 
@@ -206,10 +303,13 @@ class PacedSink:
             self.paused_at = None
             self.cond.notify()
 
-    def flush(self, pts_us: int) -> None:
+    def flush(self, pts_us: int, player: int = 0) -> None:
         with self.cond:
-            self.pending.clear()  # handed over but not yet heard: never heard
-            self.shift_us = 0
+            if player == self.overlay_player and player != self.main_player:
+                self.overlay.clear()
+            elif player == self.main_player:
+                self.pending.clear()  # handed over but not yet heard: never heard
+                self.shift_us = 0
             self.cond.notify()
 
     def drain(self) -> None:
@@ -231,11 +331,15 @@ class PacedSink:
         cursor = self.cursor  # µs: where the previous buffer ends, as heard
         while True:
             with self.cond:
-                while not self.closing and (not self.pending or self.paused_at is not None):
-                    self.cond.wait(0.05)
+                while not self.closing and ((not self.pending and not self._overlay_due(clock_us()))
+                                            or self.paused_at is not None):
+                    self.cond.wait(0.05 if not self.overlay else 0.002)
                     self._idle(clock_us())
                 if self.closing:
                     return
+                if not self.pending:
+                    self._swap()
+                    continue
                 due, pcm, gain, level = self.pending[0]
                 # Like a sound card: a buffer due before the previous one has ended plays right
                 # after it (VLC's timelines overlap by a few ms at joins), a later one after a gap.
@@ -253,10 +357,23 @@ class PacedSink:
                                        (now - due - self.latency_us) / 1000, self.underruns)
                 self.pending.popleft()
                 if level is not None:
-                    self.master.set(level)
-                envelope = self.master.envelope(at, len(pcm) // FRAME_BYTES)
+                    master_level, token = level
+                    if master_level is not None:
+                        self.master.set(master_level)
+                    self.first_heard = (token, at)
+                frames = len(pcm) // FRAME_BYTES
+                envelope = self.master.envelope(at, frames)
+                deck = self.main_env.envelope(at, frames)
+                if self.overlay or isinstance(deck, np.ndarray) or deck != 1.0:
+                    samples = np.frombuffer(pcm, dtype=np.int16).reshape(-1, CHANNELS).astype(np.float32)
+                    samples *= (deck * np.float32(gain))[:, None] if isinstance(deck, np.ndarray) \
+                        else np.float32(deck * gain)
+                    self._mix_overlay(at, samples)
+                    pcm, gain = samples, 1.0
                 self.cond.notify_all()
-            if isinstance(envelope, np.ndarray):
+            if isinstance(pcm, np.ndarray):
+                pcm = mix_out(pcm, envelope)
+            elif isinstance(envelope, np.ndarray):
                 pcm = apply_gain(pcm, envelope * np.float32(gain))
             else:
                 pcm = apply_gain(pcm, float(envelope) * gain)

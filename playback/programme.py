@@ -54,6 +54,7 @@ class Settings:
     target_lufs: float = -16.0
     ceiling_dbtp: float = -1.0
     offsets: dict[str, float] = field(default_factory=dict)  # by kind, dB
+    crossfade: float = 0.0  # s: songs overlap by this much (0: butt joins)
 
     def gain_db(self, entry: Entry) -> float:
         """The item's gain on air: to the target (plus its kind's offset), capped by its true peak."""
@@ -91,6 +92,12 @@ class Programme:
         self.shorts = shorts
         if settings is not None:
             self.settings = settings
+
+    def quiet(self, now: float, horizon: float = BACKTIME_WINDOW) -> bool:
+        """No programme on air and none starting within `horizon`: nothing to back-time to."""
+        if self.scheduled:
+            return False
+        return all(self.mono_of(s.at) - now > horizon for s in self.starts if s.key not in self.done)
 
     def mono_of(self, at: datetime) -> float:
         """A UTC instant on the worker's clock."""

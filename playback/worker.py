@@ -70,6 +70,7 @@ class OnAir:
     resumed_mono: float = 0.0
     last_position: float = -1.0
     position_moved: float = 0.0
+    heard_synced: bool = False  # started_* corrected to when its first sample was really heard
 
     def played(self, now: float) -> float:
         paused = self.paused_for + ((now - self.paused_at) if self.paused_at else 0.0)
@@ -153,6 +154,7 @@ class PlaybackWorker:
         self.lost_lease = False
         self.status = WorkerStatus()
         self.stream_checked, self.stream_down = -1e9, False
+        self.crossfaded: uuid.UUID | None = None  # the item whose crossfade was decided
         self.started_at = timezone.now()
         self.started_mono = clock()
         self.baseline = self.started_mono  # no dead air counted before this (start, resume, play)
@@ -271,6 +273,8 @@ class PlaybackWorker:
         self.check_stalled()
         self.watchdog(now)
         self.ensure_prepared()
+        self.sync_heard_start()
+        self.run_crossfade(now)
         self.check_silence(now)
         self.check_stream(now)
         self.broadcast()
@@ -498,8 +502,55 @@ class PlaybackWorker:
             self.broadcast(force=True)
         return False
 
-    def start(self, entry: Entry, *, due: float | None = None) -> bool:
-        """Start `entry` now, or (`due`, on the clock) so that its first sample is heard then."""
+    def sync_heard_start(self) -> None:
+        """Once the output has played the item's first sample, take its start from there: a start from
+        silence is heard VLC's start latency after play() (~0.3 s), which the clock alone cannot know."""
+        on_air = self.on_air
+        if on_air is None or on_air.heard_synced:
+            return
+        heard = self.engine.heard_start(on_air.generation)
+        if heard is None:
+            return
+        on_air.heard_synced = True
+        delta = heard - on_air.started_mono
+        if on_air.paused_for or abs(delta) > 2.0:
+            return
+        on_air.started_mono = heard
+        on_air.started_at += timedelta(seconds=delta)
+
+    def run_crossfade(self, now: float) -> None:
+        """Songs crossfade (the station's crossfade length): the next song starts on the other deck at
+        the song on air's cue-out minus the crossfade, so their edges overlap. Jingles, commercials
+        and the rest butt-join; near a programme start back-timing and the timer decide instead."""
+        on_air, xf = self.on_air, self.programme.settings.crossfade
+        if (xf <= 0 or on_air is None or self.paused or self.stopped or not self.engine.can_overlay
+                or self.crossfaded == on_air.uid):
+            return
+        if not on_air.heard_synced or not on_air.entry.length:
+            return  # its start as heard is not known yet
+        end = on_air.started_mono + on_air.paused_for + on_air.entry.length
+        if end - now > xf + self.engine.start_lead() + 0.1:
+            return
+        self.crossfaded = on_air.uid
+        at = end - xf
+        length = on_air.entry.length or 0.0
+        if (on_air.entry.kind != "song" or length < 2 * xf or at - now < 0.15 or on_air.paused_for
+                or not self.programme.quiet(now)):
+            return
+        peek = next((e for e in self.upcoming if e.path.is_file()), None)
+        if peek is not None and (peek.kind != "song" or (peek.length or 0.0) < 2 * xf):
+            return  # what comes next butt-joins
+        entry = self.next_entry()
+        if entry is None:
+            return
+        self.finish(PlayLog.Outcome.COMPLETED, until=end)
+        if not self.start(entry, crossfade=(at, xf)):
+            self.start_next()
+
+    def start(self, entry: Entry, *, due: float | None = None,
+              crossfade: tuple[float, float] | None = None) -> bool:
+        """Start `entry` now, or (`due`, on the clock) so that its first sample is heard then, or
+        (`crossfade`: at, seconds) on the other deck, overlapping what plays."""
         key = (entry.queue_item_id, entry.track_id, str(entry.path))
         try:
             media = self.prepared.media if self.prepared and self.prepared.key == key else \
@@ -507,7 +558,11 @@ class PlaybackWorker:
                                     duration=entry.duration)
             self.prepared = None
             gain_db = self.programme.settings.gain_db(entry)
-            if due is not None:
+            if crossfade is not None:
+                due = crossfade[0]
+                generation = self.engine.start_overlay(media, int(due * 1e6), gain_db=gain_db,
+                                                       fade_ms=crossfade[1] * 1000)
+            elif due is not None:
                 self.last_due_us = int(due * 1e6)
                 generation = self.engine.start_at(media, self.last_due_us, gain_db=gain_db)
             else:
@@ -552,16 +607,18 @@ class PlaybackWorker:
         length = on_air.entry.length
         return min(played, length) if length else played
 
-    def finish(self, outcome: str, failure: str = "", *, natural: bool = False) -> None:
+    def finish(self, outcome: str, failure: str = "", *, natural: bool = False,
+               until: float | None = None) -> None:
         """Log the item on air with its outcome and take it off the queue.
 
         `natural`: it reached its end, and what the output still holds of it will be heard.
+        `until`: it will have been heard out then (on the clock; a crossfade's outgoing item).
         """
         on_air = self.on_air
         if on_air is None:
             return
         self.on_air = None
-        lead = self.engine.ahead() if natural else 0.0
+        lead = self.engine.ahead() if natural else max(0.0, until - self.clock()) if until else 0.0
         now = self.clock() + lead
         played = self.heard(on_air, now)
         ended = timezone.now() + timedelta(seconds=lead - max(0.0, on_air.played(now) - played))
@@ -654,6 +711,8 @@ class PlaybackWorker:
                     # The API checks too, but the item may have changed since: never report it done.
                     return False, f"beyond the end of the item ({length:.1f} s)"
                 self.engine.seek(self.on_air.entry.cue_in + float(args.get("seconds", 0)))
+                self.crossfaded = self.on_air.uid  # a seeked item joins the next end to end
+                self.on_air.heard_synced = True  # its start is now where the seek puts it
                 self.on_air.started_mono = self.clock() - float(args.get("seconds", 0))
                 self.on_air.paused_for = 0.0
                 self.on_air.resumed_mono = self.clock()

@@ -89,6 +89,10 @@ class Station(models.Model):
         _("shows and newsflashes (dB)"), default=0.0,
         validators=[MinValueValidator(-12.0), MaxValueValidator(12.0)],
         help_text=_("Added to the target for shows and newsflashes."))
+    crossfade = models.FloatField(
+        _("crossfade (s)"), default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text=_("Songs overlap by this much, the next one fading in as the last fades out; jingles and "
+                    "commercials always join end to end. 0: every join end to end, sample-exact."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

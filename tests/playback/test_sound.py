@@ -174,3 +174,74 @@ def test_the_volume_control_is_heard_on_the_output(station, worker, capture, ton
     before = np.median([db for t, db in levels if t < set_at - 0.2])
     after = np.median([db for t, db in levels if set_at + 0.6 < t < set_at + 1.2])
     assert after - before == pytest.approx(20 * np.log10(volume_to_level(50)), abs=0.5)
+
+
+# --- crossfades ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def recorded_worker(station, tmp_path):
+    """A worker whose output records what is heard (the air check), for playback.aircheck."""
+    from playback.output import Recorder
+
+    station.queue_min_depth = 0
+    station.save()
+    events: queue.Queue = queue.Queue()
+    engine = Engine(OutputConfig("dummy"), events, audio_sink=PacedSink(Recorder(tmp_path / "heard", "kol")))
+    player = PlaybackWorker(station, engine, events, owner="test:1:xfade")
+    player.recover()
+    yield player
+    engine.release()
+
+
+def tone_levels(samples: np.ndarray, freqs: tuple[float, ...], window_s: float = 0.02) -> np.ndarray:
+    """dBFS of each tone in each window: (windows × freqs), by projection on the tone under a Hann
+    window (the other tones, 220 Hz away, leak in at under −40 dB)."""
+    width = int(RATE * window_s)
+    x = samples[:len(samples) // width * width, 0].astype(np.float64).reshape(-1, width)
+    hann = np.hanning(width)
+    n = np.arange(width) / RATE
+    out = []
+    for f in freqs:
+        z = np.abs((x * hann) @ np.exp(-2j * np.pi * f * n)) * 2 / hann.sum()
+        out.append(20 * np.log10(np.maximum(z, 1e-3) / 32768))
+    return np.array(out).T
+
+
+def test_songs_crossfade_for_the_set_length_and_jingles_join_end_to_end(station, recorded_worker, tone,
+                                                                          tmp_path):
+    from playback import aircheck
+    from playback.models import PlayLog
+
+    worker = recorded_worker
+    station.crossfade = 2.0
+    station.save()
+    worker.nudged = True
+    freqs = (440.0, 660.0, 880.0, 1100.0)
+    tracks = [tone("A", 7.0, freq=440.0, level_db=-16.0), tone("B", 7.0, freq=660.0, level_db=-16.0),
+              tone("J", 4.0, freq=880.0, level_db=-16.0, kind="jingle"),
+              tone("C", 7.0, freq=1100.0, level_db=-16.0)]
+    for track in tracks:
+        services.queue_append(station=station, track=track)
+    run_until(worker, lambda: PlayLog.objects.filter(station=station).count() == 4, timeout=40)
+    worker.engine.sink.close()
+    rec = aircheck.load(tmp_path / "heard")
+    levels = tone_levels(rec.samples(rec.start_mono, rec.end_mono), freqs)
+    full = float(np.median(levels[:, 0][levels[:, 0] > -40]))
+    on = levels > full - 45  # a tone is sounding (within 45 dB of its full level)
+    first = [int(np.argmax(on[:, k])) for k in range(4)]
+    last = [len(on) - 1 - int(np.argmax(on[::-1, k])) for k in range(4)]
+    # A → B, songs: they overlap by the crossfade (20 ms windows), each heard for its whole length.
+    assert (last[0] - first[1]) * 20 == pytest.approx(2000, abs=60), (first, last)
+    assert (last[0] - first[0]) * 20 == pytest.approx(7000, abs=60)
+    assert (last[1] - first[1]) * 20 == pytest.approx(7000, abs=60)
+    # B → jingle → C: end to end, no overlap and no gap (the exact join is aircheck's, below).
+    assert first[2] - last[1] in (0, 1) and first[3] - last[2] in (0, 1), (first, last)
+    joins = {(b.from_freq, b.to_freq): b.gap_ms for b in aircheck.boundaries(
+        aircheck.segments(rec, expected_freqs=freqs)) if b.from_freq != 440.0 and b.to_freq != 440.0}
+    assert abs(joins[(660.0, 880.0)]) < 1.0 and abs(joins[(880.0, 1100.0)]) < 1.0, joins
+    # Equal power: the sum of both tones holds its level through the crossfade.
+    power = 10 * np.log10(np.sum(10 ** (levels[first[1]:last[0] + 1, :2] / 10), axis=1))
+    assert np.max(np.abs(power - full)) < 1.0, (power.min(), power.max(), full)
+    rows = list(PlayLog.objects.filter(station=station).order_by("started_at"))
+    assert [r.outcome for r in rows] == [PlayLog.Outcome.COMPLETED] * 4
+    assert (rows[0].ended_at - rows[1].started_at).total_seconds() == pytest.approx(2.0, abs=0.2)
