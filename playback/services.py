@@ -11,6 +11,7 @@ import csv
 import logging
 import time
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -498,6 +499,15 @@ def _notes_join(first: str, second: str) -> str:
     return format_lazy("{}; {}", first, second)
 
 
+def _separable_after(pool: list, indices: list[int], pick: int) -> bool:
+    """Whether the candidates `indices` less `pick` can still be ordered with no artist twice in a row,
+    starting after `pick`'s artist (songs without an artist count as all different)."""
+    counts = Counter(pool[i].artist.casefold() for i in indices if i != pick and pool[i].artist)
+    rest = len(indices) - 1
+    first = (pool[pick].artist or "").casefold()
+    return all(n <= (rest // 2 if artist == first else (rest + 1) // 2) for artist, n in counts.items())
+
+
 def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) -> list[Track]:
     """Pick up to `count` candidates in their order, never an artist twice in a row while
     another is left; when none is, the least recently played one goes anyway. Songs outside the
@@ -516,7 +526,11 @@ def autodj_choose(candidates: list[Track], *, previous_artist: str, count: int) 
         # left, the pick is one of them, by the same artist again if need be.
         tier = min(_repeat_tier(t) for t in pool)
         indices = [i for i, t in enumerate(pool) if _repeat_tier(t) == tier]
-        index = next((i for i in indices if not pool[i].artist or pool[i].artist.casefold() != last), None)
+        allowed = [i for i in indices if not pool[i].artist or pool[i].artist.casefold() != last]
+        # In order, but never a pick that leaves the rest of the tier impossible to separate (two songs
+        # of one artist as its last two): the first pick after which the rest can still alternate.
+        index = next((i for i in allowed if _separable_after(pool, indices, i)),
+                     allowed[0] if allowed else None)
         relaxed = index is None
         if relaxed:
             index = min(indices, key=lambda i: _last_played_key(pool[i]))

@@ -70,7 +70,8 @@ class OnAir:
     resumed_mono: float = 0.0
     last_position: float = -1.0
     position_moved: float = 0.0
-    heard_synced: bool = False  # started_* corrected to when its first sample was really heard
+    heard_synced: bool = False  # started_mono corrected to when its first sample was really heard
+    heard_delta: float = 0.0  # that correction (s): the as-run log gets it, live status keeps its time
 
     def played(self, now: float) -> float:
         paused = self.paused_for + ((now - self.paused_at) if self.paused_at else 0.0)
@@ -516,7 +517,7 @@ class PlaybackWorker:
         if on_air.paused_for or abs(delta) > 2.0:
             return
         on_air.started_mono = heard
-        on_air.started_at += timedelta(seconds=delta)
+        on_air.heard_delta = delta
 
     def run_crossfade(self, now: float) -> None:
         """Songs crossfade (the station's crossfade length): the next song starts on the other deck at
@@ -623,7 +624,8 @@ class PlaybackWorker:
         played = self.heard(on_air, now)
         ended = timezone.now() + timedelta(seconds=lead - max(0.0, on_air.played(now) - played))
         entry = on_air.entry
-        row = self._entry_row(entry, uid=on_air.uid, started_at=on_air.started_at, ended_at=ended,
+        row = self._entry_row(entry, uid=on_air.uid, ended_at=ended,
+                              started_at=on_air.started_at + timedelta(seconds=on_air.heard_delta),
                               played=played, outcome=outcome, failure=failure)
 
         def write() -> None:
@@ -794,7 +796,9 @@ class PlaybackWorker:
     def status_state(self) -> tuple:
         """What a status says apart from the clock: a new value is news for every client."""
         on_air = self.on_air
-        return (on_air.uid if on_air else None, on_air.started_mono if on_air else None, self.paused,
+        # (started_mono less the heard-start correction: that correction alone is no news)
+        return (on_air.uid if on_air else None, on_air.started_mono - on_air.heard_delta if on_air else None,
+                self.paused,
                 self.stopped, self.engine.volume, self.backstage.db_down_since is not None)
 
     def broadcast(self, *, force: bool = False) -> bool:
