@@ -129,21 +129,53 @@ def loudness(samples: np.ndarray, scratch: Path) -> tuple[float | None, float | 
     return result.loudness_lufs, result.true_peak_dbtp
 
 
-def measure(rec, freqs: dict[float, dict], scratch: Path) -> dict:
+def _whole_items(segs: list) -> list:
+    """aircheck's segments, with a tone that a crossfade split (its tail under the next item) joined
+    back into one item."""
+    from playback.aircheck import Segment
+
+    merged: list = []
+    for seg in segs:
+        if merged and merged[-1].freq_hz == seg.freq_hz and seg.start_mono - merged[-1].end_mono < 3.0:
+            merged[-1] = Segment(seg.freq_hz, merged[-1].start_mono, seg.end_mono)
+        else:
+            merged.append(seg)
+    return merged
+
+
+def measure(rec, freqs: dict[float, dict], scratch: Path, *, edge: float = 0.2) -> dict:
     """Figures for one recording. `freqs`: tone → {kind, length, target}. An item heard more than 1 s
     shorter than its file was skipped (its end is a fade); the first and last items are partial (the
     recording began and ended inside them)."""
     from playback import aircheck
+    from tests.playback.sound import tone_levels
 
     segs = [s for s in aircheck.segments(rec, expected_freqs=sorted(freqs)) if s.seconds >= 0.1]
+    segs = _whole_items(segs)
     joins = [b.gap_ms for b in aircheck.boundaries(segs)]
+    # Crossfades as heard: at each join, from when the incoming tone rises within 45 dB of its level to
+    # when the outgoing one last was there (20 ms windows, Hann-weighted projection on each tone).
+    overlaps: dict[str, list[float]] = {"song_to_song": [], "other": []}
+    for a, b in zip(segs, segs[1:], strict=False):
+        if b.start_mono - a.end_mono > 0.5:
+            continue
+        lo, hi = max(a.start_mono, b.start_mono - 12.0), min(b.end_mono, a.end_mono + 1.0)
+        levels = tone_levels(rec.samples(lo, hi), (a.freq_hz, b.freq_hz))
+        full = float(np.median(levels[: max(1, len(levels) // 4), 0]))
+        on = levels > full - 45
+        if not on[:, 0].any() or not on[:, 1].any():
+            continue
+        last_a = len(on) - 1 - int(np.argmax(on[::-1, 0]))
+        first_b = int(np.argmax(on[:, 1]))
+        kind = "song_to_song" if freqs[a.freq_hz]["kind"] == freqs[b.freq_hz]["kind"] == "song" else "other"
+        overlaps[kind].append(max(0, last_a - first_b + 1) * 20.0)
     errors, lost, fades, peaks = [], [], [], []
     for n, seg in enumerate(segs):
         info = freqs[seg.freq_hz]
         whole = 0 < n < len(segs) - 1
         skipped = whole and seg.seconds < info["length"] - 1.0
-        if seg.seconds > 3.0:
-            samples = rec.samples(seg.start_mono + 0.2, seg.end_mono - (1.0 if skipped else 0.2))
+        if seg.seconds > 2 * edge + 2.0:  # its loudness away from its edges (fades, crossfades: `edge`)
+            samples = rec.samples(seg.start_mono + edge, seg.end_mono - (max(1.0, edge) if skipped else edge))
             lufs, peak = loudness(samples, scratch)
             if lufs is not None and whole:
                 errors.append(lufs - info["target"])
@@ -164,6 +196,7 @@ def measure(rec, freqs: dict[float, dict], scratch: Path) -> dict:
         elif whole:
             lost.append(max(0.0, info["length"] - seg.seconds) * 1000)
     return {"items": len(segs), "joins": len(joins),
+            "crossfade_heard_ms": {k: stats(v, 0) for k, v in overlaps.items()},
             "loudness_error_lu": stats(errors), "within_1_lu": sum(abs(e) <= 1.0 for e in errors),
             "max_true_peak_dbtp": round(max(peaks), 2) if peaks else None,
             "join_gap_ms": stats(joins, 3), "joins_over_one_sample": sum(abs(g) > 1000 / RATE for g in joins),
@@ -212,7 +245,7 @@ def liquidsoap(args, icecast, var: Path, freqs: dict[float, dict]) -> dict:
         return {"error": "no audio arrived from the Liquidsoap mount"}
     rec = stream_as_recording(var / "liquidsoap.pcm", var / "liquidsoap", listener.started_mono)
     return {"crossfade_s": args.liquidsoap_crossfade, "cpu_share": round(share, 4),
-            **measure(rec, freqs, var / "scratch.wav")}
+            **measure(rec, freqs, var / "scratch.wav", edge=args.liquidsoap_crossfade + 0.2)}
 
 
 def main() -> None:
@@ -221,6 +254,7 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=24)
     parser.add_argument("--load", type=int, default=4, help="client threads searching tracks all the time")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--crossfade", type=float, default=2.0, help="the station's crossfade (s)")
     parser.add_argument("--liquidsoap", type=float, default=0.0, metavar="MINUTES",
                         help="also play the same files with Liquidsoap for this long (0: skip)")
     parser.add_argument("--liquidsoap-crossfade", type=float, default=0.0)
@@ -255,6 +289,7 @@ def main() -> None:
         station = _station()
         station.queue_min_depth, station.silence_alert_seconds = 3, 5
         station.output, station.icecast_mount = "icecast", "sound.mp3"
+        station.crossfade = args.crossfade
         station.save()
         rng = random.Random(args.seed)
         freqs: dict[float, dict] = {}
@@ -330,14 +365,16 @@ def main() -> None:
         underruns = max([int(m) for m in re.findall(r"\((\d+) underruns so far\)", log)] or [0])
         local = aircheck.load(var / "heard")
         figures = {"benchmark": "sound", "minutes": args.minutes, "load_threads": args.load,
+                   "crossfade_s": args.crossfade,
                    "target_lufs": TARGET, "file_lufs_range": [round(min(spread), 1), round(max(spread), 1)],
                    "skips": len(skips),
                    "playback_worker_cpu_share": round(worker_cpu, 4) if worker_cpu else None,
                    "underruns_logged": underruns, "api_searches_answered": answered[0]}
-        figures["local"] = measure(local, freqs, var / "scratch.wav")
+        edge = args.crossfade + 0.2
+        figures["local"] = measure(local, freqs, var / "scratch.wav", edge=edge)
         if listener.started_mono is not None and (var / "stream.pcm").stat().st_size:
             stream = stream_as_recording(var / "stream.pcm", var / "stream", listener.started_mono)
-            figures["stream"] = measure(stream, freqs, var / "scratch.wav")
+            figures["stream"] = measure(stream, freqs, var / "scratch.wav", edge=edge)
         else:
             figures["stream"] = {"error": "no audio arrived from the mount"}
         if args.liquidsoap > 0:

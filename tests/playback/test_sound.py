@@ -18,7 +18,7 @@ from playback.models import PlayerCommand
 from playback.output import RATE, Master, PacedSink, apply_gain
 from playback.worker import FADE_MS, PlaybackWorker
 from tests.library.audio import make_tone
-from tests.playback.sound import Capture, loudness_of, rms_db
+from tests.playback.sound import Capture, loudness_of, rms_db, tone_levels
 
 pytestmark = pytest.mark.django_db
 
@@ -191,20 +191,6 @@ def recorded_worker(station, tmp_path):
     player.recover()
     yield player
     engine.release()
-
-
-def tone_levels(samples: np.ndarray, freqs: tuple[float, ...], window_s: float = 0.02) -> np.ndarray:
-    """dBFS of each tone in each window: (windows × freqs), by projection on the tone under a Hann
-    window (the other tones, 220 Hz away, leak in at under −40 dB)."""
-    width = int(RATE * window_s)
-    x = samples[:len(samples) // width * width, 0].astype(np.float64).reshape(-1, width)
-    hann = np.hanning(width)
-    n = np.arange(width) / RATE
-    out = []
-    for f in freqs:
-        z = np.abs((x * hann) @ np.exp(-2j * np.pi * f * n)) * 2 / hann.sum()
-        out.append(20 * np.log10(np.maximum(z, 1e-3) / 32768))
-    return np.array(out).T
 
 
 def test_songs_crossfade_for_the_set_length_and_jingles_join_end_to_end(station, recorded_worker, tone,
