@@ -143,7 +143,7 @@ def _whole_items(segs: list) -> list:
     return merged
 
 
-def measure(rec, freqs: dict[float, dict], scratch: Path, *, edge: float = 0.2) -> dict:
+def measure(rec, freqs: dict[float, dict], scratch: Path, *, edge: float = 0.2, crossfade: float = 0.0) -> dict:
     """Figures for one recording. `freqs`: tone → {kind, length, target}. An item heard more than 1 s
     shorter than its file was skipped (its end is a fade); the first and last items are partial (the
     recording began and ended inside them)."""
@@ -152,7 +152,9 @@ def measure(rec, freqs: dict[float, dict], scratch: Path, *, edge: float = 0.2) 
 
     segs = [s for s in aircheck.segments(rec, expected_freqs=sorted(freqs)) if s.seconds >= 0.1]
     segs = _whole_items(segs)
-    joins = [b.gap_ms for b in aircheck.boundaries(segs)]
+    # Butt joins (all of them without crossfade; else those with a jingle): gap in ms, 0 is sample-exact.
+    joins = [b.gap_ms for b in aircheck.boundaries(segs)
+             if not crossfade or not freqs[b.from_freq]["kind"] == freqs[b.to_freq]["kind"] == "song"]
     # Crossfades as heard: at each join, from when the incoming tone rises within 45 dB of its level to
     # when the outgoing one last was there (20 ms windows, Hann-weighted projection on each tone).
     overlaps: dict[str, list[float]] = {"song_to_song": [], "other": []}
@@ -245,7 +247,8 @@ def liquidsoap(args, icecast, var: Path, freqs: dict[float, dict]) -> dict:
         return {"error": "no audio arrived from the Liquidsoap mount"}
     rec = stream_as_recording(var / "liquidsoap.pcm", var / "liquidsoap", listener.started_mono)
     return {"crossfade_s": args.liquidsoap_crossfade, "cpu_share": round(share, 4),
-            **measure(rec, freqs, var / "scratch.wav", edge=args.liquidsoap_crossfade + 0.2)}
+            **measure(rec, freqs, var / "scratch.wav", edge=args.liquidsoap_crossfade + 0.2,
+                      crossfade=args.liquidsoap_crossfade)}
 
 
 def main() -> None:
@@ -257,7 +260,7 @@ def main() -> None:
     parser.add_argument("--crossfade", type=float, default=2.0, help="the station's crossfade (s)")
     parser.add_argument("--liquidsoap", type=float, default=0.0, metavar="MINUTES",
                         help="also play the same files with Liquidsoap for this long (0: skip)")
-    parser.add_argument("--liquidsoap-crossfade", type=float, default=0.0)
+    parser.add_argument("--liquidsoap-crossfade", type=float, default=2.0)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
@@ -371,10 +374,10 @@ def main() -> None:
                    "playback_worker_cpu_share": round(worker_cpu, 4) if worker_cpu else None,
                    "underruns_logged": underruns, "api_searches_answered": answered[0]}
         edge = args.crossfade + 0.2
-        figures["local"] = measure(local, freqs, var / "scratch.wav", edge=edge)
+        figures["local"] = measure(local, freqs, var / "scratch.wav", edge=edge, crossfade=args.crossfade)
         if listener.started_mono is not None and (var / "stream.pcm").stat().st_size:
             stream = stream_as_recording(var / "stream.pcm", var / "stream", listener.started_mono)
-            figures["stream"] = measure(stream, freqs, var / "scratch.wav", edge=edge)
+            figures["stream"] = measure(stream, freqs, var / "scratch.wav", edge=edge, crossfade=args.crossfade)
         else:
             figures["stream"] = {"error": "no audio arrived from the mount"}
         if args.liquidsoap > 0:
