@@ -38,7 +38,7 @@ def _station_form(station: Station, memberships: list[tuple[Membership | None, o
         "icecast_mount": "", "icecast_bitrate": 128, "public_now_playing": "", "queue_min_depth": 3,
         "no_repeat_hours": 3, "silence_alert_seconds": 10, "soft_start_tolerance": 10, "fade_to_fit_max": 15,
         "loudness_normalise": "on", "loudness_target": -16, "true_peak_ceiling": -1,
-        "jingle_offset": 0, "commercial_offset": 0, "show_offset": 0,
+        "jingle_offset": 0, "commercial_offset": 0, "show_offset": 0, "crossfade": 0,
         "memberships-TOTAL_FORMS": len(memberships),
         "memberships-INITIAL_FORMS": sum(1 for m, _, _ in memberships if m is not None),
         "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,

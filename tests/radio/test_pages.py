@@ -101,7 +101,7 @@ def test_station_admin_grants_a_role_in_the_admin_with_audit(station, make_user)
         "icecast_bitrate": 128, "public_now_playing": "", "queue_min_depth": 3, "no_repeat_hours": 3,
         "silence_alert_seconds": 10, "soft_start_tolerance": 10, "fade_to_fit_max": 15,
         "loudness_normalise": "on", "loudness_target": -16, "true_peak_ceiling": -1,
-        "jingle_offset": 0, "commercial_offset": 0, "show_offset": 0,
+        "jingle_offset": 0, "commercial_offset": 0, "show_offset": 0, "crossfade": 0,
         "memberships-TOTAL_FORMS": 2, "memberships-INITIAL_FORMS": 1,
         "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,
         "memberships-0-id": existing.pk, "memberships-0-station": station.pk,
