@@ -161,10 +161,9 @@ class Engine:
     def _take_deck(self, index: int, *, stop_other: bool = True) -> None:
         """Deck `index` goes on air with a new media; the other deck (a crossfade's tail) stops, unless
         this is the crossfade's start."""
-        for other, player in enumerate(self.players):
-            if stop_other and other != index and player.get_state() in (
-                    vlc.State.Playing, vlc.State.Paused, vlc.State.Opening, vlc.State.Buffering):
-                player.stop()
+        if stop_other:
+            self.current = index
+            self._stop_other()
         self.current = index
         self.generation += 1
         self.player_generations[index] = self.generation
@@ -308,10 +307,22 @@ class Engine:
         return self.config.kind == "icecast" or self.config.gather
 
     def pause(self, paused: bool) -> None:
+        if paused:
+            self._stop_other()  # a crossfade's outgoing tail ends with the pause
         self.player.set_pause(1 if paused else 0)
         flush = getattr(self.sink, "flush", None)
         if paused and self.resume_by_restart and flush is not None:
-            flush(0)  # what was handed over but not heard is heard after the resume instead
+            # What was handed over but not heard is heard after the resume instead.
+            if self.can_overlay:
+                flush(0, self.current)
+            else:
+                flush(0)
+
+    def _stop_other(self) -> None:
+        for index, player in enumerate(self.players):
+            if index != self.current and player.get_state() in (
+                    vlc.State.Playing, vlc.State.Paused, vlc.State.Opening, vlc.State.Buffering):
+                player.stop()
 
     def seek(self, seconds: float) -> None:
         self.player.set_time(int(max(0.0, seconds) * 1000))

@@ -231,3 +231,45 @@ def test_songs_crossfade_for_the_set_length_and_jingles_join_end_to_end(station,
     rows = list(PlayLog.objects.filter(station=station).order_by("started_at"))
     assert [r.outcome for r in rows] == [PlayLog.Outcome.COMPLETED] * 4
     assert (rows[0].ended_at - rows[1].started_at).total_seconds() == pytest.approx(2.0, abs=0.2)
+
+
+def test_a_pause_or_a_skip_during_a_crossfade_ends_the_outgoing_song(station, recorded_worker, tone, tmp_path):
+    from playback import aircheck
+    from playback.models import PlayLog
+
+    worker = recorded_worker
+    station.crossfade = 3.0
+    station.save()
+    worker.nudged = True
+    freqs = (440.0, 660.0, 880.0)
+    for title, freq in (("A", 440.0), ("B", 660.0), ("C", 880.0)):
+        services.queue_append(station=station, track=tone(title, 9.0, freq=freq, level_db=-16.0))
+    run_until(worker, lambda: worker.on_air is not None and worker.on_air.entry.title == "B", timeout=20)
+    run_until(worker, lambda: worker.clock() > worker.on_air.started_mono + 1.0)  # inside the crossfade
+    services.command_issue(station=station, action=PlayerCommand.Action.PAUSE)
+    worker.nudged = True
+    run_until(worker, lambda: worker.paused)
+    paused_at = worker.clock()
+    played_out(worker, 1.0)
+    services.command_issue(station=station, action=PlayerCommand.Action.RESUME)
+    worker.nudged = True
+    run_until(worker, lambda: not worker.paused)
+    played_out(worker, 1.0)
+    services.command_issue(station=station, action=PlayerCommand.Action.SKIP)
+    worker.nudged = True
+    run_until(worker, lambda: worker.on_air is not None and worker.on_air.entry.title == "C")
+    played_out(worker, 1.0)
+    worker.engine.sink.close()
+    rec = aircheck.load(tmp_path / "heard")
+    full = float(np.median(tone_levels(rec.samples(rec.start_mono, rec.start_mono + 1.0), freqs)[:, 0]))
+    heard_after = []  # per 100 ms after the pause (the recording has a gap where it was paused)
+    for t in np.arange(paused_at + 0.4, rec.end_mono - 0.1, 0.1):
+        chunk = rec.samples(t, t + 0.1)
+        if len(chunk) >= 0.1 * RATE - 1:
+            heard_after.append(tone_levels(chunk, freqs).max(axis=0))
+    heard_after = np.array(heard_after)
+    # After the pause A is never heard again; B comes back after it; after the skip, C.
+    assert len(heard_after) > 10
+    assert not np.any(heard_after[:, 0] > full - 30), "the outgoing song came back after the pause"
+    assert np.any(heard_after[:, 1] > full - 3) and np.any(heard_after[:, 2] > full - 3)
+    assert PlayLog.objects.get(title="B").outcome == PlayLog.Outcome.SKIPPED
