@@ -35,3 +35,18 @@ def make_playable(station, tone_file):
 @pytest.fixture
 def playable_track(make_playable):
     return make_playable("Boker Tov", "Kol Band")
+
+
+@pytest.fixture
+def tone(station, tmp_path):
+    """tone(title, seconds, freq=…, level_db=…, kind="song") → an imported, analysed MP3 tone track."""
+    from library.models import Track
+    from library.services import track_analyse, track_import_file
+    from tests.library.audio import make_tone
+
+    def make(title: str, seconds: float, *, freq: float, level_db: float, kind: str = "song") -> Track:
+        path = make_tone(tmp_path / f"{title}.mp3", seconds=seconds, title=title, freq=freq, level_db=level_db)
+        track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
+                                  original_name=f"{title}.mp3", hints={"kind": kind})
+        return track_analyse(track=track)
+    return make

@@ -15,14 +15,11 @@ import numpy as np
 import pytest
 
 from library.analysis import ffmpeg_binary
-from library.models import Track
-from library.services import track_analyse, track_import_file
 from playback import services
 from playback.engine import Engine, OutputConfig
 from playback.models import PlayerCommand
 from playback.output import RATE
 from playback.worker import FADE_MS, PlaybackWorker
-from tests.library.audio import make_tone
 from tests.playback.sound import label, loudness_of, rms_db, windows
 from tests.servers import IcecastServer
 
@@ -76,16 +73,6 @@ def worker(station, icecast):
     player.recover()
     yield player
     engine.release()
-
-
-@pytest.fixture
-def tone(station, tmp_path):
-    def make(title: str, seconds: float, *, freq: float, level_db: float) -> Track:
-        path = make_tone(tmp_path / f"{title}.mp3", seconds=seconds, title=title, freq=freq, level_db=level_db)
-        track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
-                                  original_name=f"{title}.mp3", hints={"kind": "song"})
-        return track_analyse(track=track)
-    return make
 
 
 def step_for(worker, seconds: float, until=None) -> None:

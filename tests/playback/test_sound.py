@@ -10,14 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from library.models import Track
-from library.services import track_analyse, track_import_file
 from playback import services
 from playback.engine import Engine, OutputConfig, volume_to_level
 from playback.models import PlayerCommand
 from playback.output import RATE, Master, PacedSink, apply_gain
 from playback.worker import FADE_MS, PlaybackWorker
-from tests.library.audio import make_tone
 from tests.playback.sound import Capture, loudness_of, rms_db, tone_levels
 
 pytestmark = pytest.mark.django_db
@@ -62,16 +59,6 @@ def worker(station, capture):
     player.recover()
     yield player
     engine.release()
-
-
-@pytest.fixture
-def tone(station, tmp_path):
-    def make(title: str, seconds: float, *, freq: float, level_db: float, kind: str = "song") -> Track:
-        path = make_tone(tmp_path / f"{title}.mp3", seconds=seconds, title=title, freq=freq, level_db=level_db)
-        track = track_import_file(station=station, path=path, source=Track.Source.UPLOAD,
-                                  original_name=f"{title}.mp3", hints={"kind": kind})
-        return track_analyse(track=track)
-    return make
 
 
 def run_until(worker, predicate, timeout: float = 20.0):
