@@ -257,6 +257,8 @@ def test_a_pause_or_a_skip_during_a_crossfade_ends_the_outgoing_song(station, re
     heard_after = np.array(heard_after)
     # After the pause A is never heard again; B comes back after it; after the skip, C.
     assert len(heard_after) > 10
-    assert not np.any(heard_after[:, 0] > full - 30), "the outgoing song came back after the pause"
+    # (an onset splatters a little energy across the spectrum: only A sounding on its own counts)
+    alone = (heard_after[:, 0] > full - 45) & (heard_after[:, 0] > heard_after[:, 1:].max(axis=1) - 6)
+    assert not np.any(alone), "the outgoing song came back after the pause"
     assert np.any(heard_after[:, 1] > full - 3) and np.any(heard_after[:, 2] > full - 3)
     assert PlayLog.objects.get(title="B").outcome == PlayLog.Outcome.SKIPPED
