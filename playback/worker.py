@@ -166,6 +166,7 @@ class PlaybackWorker:
         self.join_at: float | None = None
         self.programme = Programme(clock=clock, wall=wall)
         self.last_due_us = 0
+        self.timed_generation = -1
 
     @property
     def nudged(self) -> bool:
@@ -411,11 +412,7 @@ class PlaybackWorker:
 
     def run_timer(self, now: float) -> None:
         """Fade out and start on time for the next timed start (see playback/programme.py)."""
-        gated = self.engine.note_start_latency()
-        if gated is not None:
-            logger.info("station=%s timed start heard %+.1f ms from its due time (engine latency %.0f ms)",
-                        self.slug, (gated[1] - self.last_due_us) / 1000 if self.last_due_us else 0.0,
-                        self.engine.start_latencies[-1] / 1000)
+        self.engine.note_start_latency()  # learn VLC's start latency once the first buffer came
         timed = self.programme.next_timed(self.on_air_end())
         if timed is None:
             return
@@ -513,6 +510,10 @@ class PlaybackWorker:
         if heard is None:
             return
         on_air.heard_synced = True
+        if on_air.generation == self.timed_generation:  # as played out, not as planned
+            latency = self.engine.start_latencies[-1] / 1000 if self.engine.start_latencies else 0.0
+            logger.info("station=%s timed start heard %+.1f ms from its due time (engine latency %.0f ms)",
+                        self.slug, (heard * 1e6 - self.last_due_us) / 1000, latency)
         delta = heard - on_air.started_mono
         if on_air.paused_for or abs(delta) > 2.0:
             return
@@ -566,6 +567,7 @@ class PlaybackWorker:
             elif due is not None:
                 self.last_due_us = int(due * 1e6)
                 generation = self.engine.start_at(media, self.last_due_us, gain_db=gain_db)
+                self.timed_generation = generation
             else:
                 generation = self.engine.start(media, gain_db=gain_db)
         except (FileNotFoundError, RuntimeError) as exc:
