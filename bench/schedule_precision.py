@@ -64,7 +64,8 @@ def stats(values: list[float], digits: int = 3) -> dict:
 
 # --- on air ----------------------------------------------------------------------------------------
 
-def _programme(rng: random.Random, t0: datetime, soft: int, hard: int, gap: tuple[float, float]):
+def _programme(rng: random.Random, t0: datetime, soft: int, hard: int, gap: tuple[float, float],
+               spacing: float = 45.0):
     """[(instant, "soft"|"hard")]: soft starts `gap` apart, hard starts spread between them."""
     softs, at = [], t0
     for _ in range(soft):
@@ -77,7 +78,7 @@ def _programme(rng: random.Random, t0: datetime, soft: int, hard: int, gap: tupl
         tries += 1
         candidate = t0 + timedelta(seconds=rng.uniform(30, span - 30))
         near = [*softs, *hards]
-        if all(abs((candidate - other).total_seconds()) >= 45 for other in near):
+        if all(abs((candidate - other).total_seconds()) >= spacing for other in near):
             hards.append(candidate)
     return sorted([(s, "soft") for s in softs] + [(h, "hard") for h in hards])
 
@@ -142,7 +143,7 @@ def onair(args, var: Path) -> dict:
         from django.utils import timezone
 
         t0 = timezone.now() + timedelta(seconds=args.warmup)
-        programme = _programme(rng, t0, args.soft, args.hard, (args.gap_min, args.gap_max))
+        programme = _programme(rng, t0, args.soft, args.hard, (args.gap_min, args.gap_max), args.hard_spacing)
         starts = []
         for n, (at, kind) in enumerate(programme):
             local = _slot(station, at, kind, news if kind == "hard" else show, n)
@@ -295,6 +296,8 @@ def main() -> None:
     parser.add_argument("--hard", type=int, default=50)
     parser.add_argument("--gap-min", type=float, default=180.0)
     parser.add_argument("--gap-max", type=float, default=360.0)
+    parser.add_argument("--hard-spacing", type=float, default=45.0,
+                        help="at least this many seconds between a hard start and any other start")
     parser.add_argument("--songs", type=int, default=40)
     parser.add_argument("--song-min", type=float, default=150.0)
     parser.add_argument("--song-max", type=float, default=300.0)
