@@ -188,7 +188,7 @@ def test_a_stream_without_its_server_shows_on_healthz_until_it_connects(station,
         assert "Icecast stream down since" in state["detail"] and "cannot connect" in state["detail"], state
         assert worker.on_air is not None  # on air all along: only the stream is missing
         server.start()
-        step_for(worker, 25.0, until=lambda: playback_state()["ok"])
+        step_for(worker, 40.0, until=lambda: playback_state()["ok"])  # the next attempt: within 10 s
         assert engine.stream_state()["connected"] and MOUNT in server.mounts()
     finally:
         engine.release()
