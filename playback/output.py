@@ -111,12 +111,7 @@ def apply_gain(pcm: bytes, gain: float | np.ndarray) -> bytes:
     """S16 stereo `pcm` times `gain` (a number, or one value per frame), saturating, never wrapping."""
     if isinstance(gain, float | int) and gain == 1.0:
         return pcm
-    samples = np.frombuffer(pcm, dtype=np.int16).reshape(-1, CHANNELS).astype(np.float32)
-    if isinstance(gain, np.ndarray):
-        samples *= gain[:, None]
-    else:
-        samples *= np.float32(gain)
-    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16).tobytes()
+    return mix_out(np.frombuffer(pcm, dtype=np.int16).reshape(-1, CHANNELS).astype(np.float32), gain)
 
 
 def mix_out(samples: np.ndarray, gain: float | np.ndarray) -> bytes:

@@ -50,3 +50,29 @@ def tone(station, tmp_path):
                                   original_name=f"{title}.mp3", hints={"kind": kind})
         return track_analyse(track=track)
     return make
+
+
+@pytest.fixture
+def start_worker(station):
+    """start_worker(config, audio_sink=None, owner=…) → a recovered PlaybackWorker on a real engine for
+    the station (auto-DJ off: the test queues what plays); its engine is released at the end."""
+    import queue
+
+    from playback.engine import Engine
+    from playback.worker import PlaybackWorker
+
+    engines = []
+
+    def start(config, *, audio_sink=None, owner: str = "test:1:worker"):
+        station.queue_min_depth = 0
+        station.save()
+        events: queue.Queue = queue.Queue()
+        engine = Engine(config, events, audio_sink=audio_sink)
+        engines.append(engine)
+        player = PlaybackWorker(station, engine, events, owner=owner)
+        player.recover()
+        return player
+
+    yield start
+    for engine in engines:
+        engine.release()

@@ -63,16 +63,9 @@ def icecast():
 
 
 @pytest.fixture
-def worker(station, icecast):
-    station.queue_min_depth = 0
-    station.save()
-    events: queue.Queue = queue.Queue()
+def worker(start_worker, icecast):
     url = f"source:{icecast.password}@127.0.0.1:{icecast.port}/{MOUNT}"
-    engine = Engine(OutputConfig("icecast", icecast_url=url), events)
-    player = PlaybackWorker(station, engine, events, owner="test:1:icecast")
-    player.recover()
-    yield player
-    engine.release()
+    return start_worker(OutputConfig("icecast", icecast_url=url), owner="test:1:icecast")
 
 
 def step_for(worker, seconds: float, until=None) -> None:

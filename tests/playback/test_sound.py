@@ -4,17 +4,16 @@ The stream itself, decoded from a real icecast2, is in test_icecast.py."""
 
 from __future__ import annotations
 
-import queue
 import time
 
 import numpy as np
 import pytest
 
 from playback import services
-from playback.engine import Engine, OutputConfig, volume_to_level
+from playback.engine import OutputConfig, volume_to_level
 from playback.models import PlayerCommand
 from playback.output import RATE, Master, PacedSink, apply_gain
-from playback.worker import FADE_MS, PlaybackWorker
+from playback.worker import FADE_MS
 from tests.playback.sound import Capture, loudness_of, rms_db, tone_levels
 
 pytestmark = pytest.mark.django_db
@@ -50,15 +49,8 @@ def capture():
 
 
 @pytest.fixture
-def worker(station, capture):
-    station.queue_min_depth = 0
-    station.save()
-    events: queue.Queue = queue.Queue()
-    engine = Engine(OutputConfig("dummy"), events, audio_sink=PacedSink(outputs=[capture]))
-    player = PlaybackWorker(station, engine, events, owner="test:1:sound")
-    player.recover()
-    yield player
-    engine.release()
+def worker(start_worker, capture):
+    return start_worker(OutputConfig("dummy"), audio_sink=PacedSink(outputs=[capture]), owner="test:1:sound")
 
 
 def run_until(worker, predicate, timeout: float = 20.0):
@@ -166,18 +158,12 @@ def test_the_volume_control_is_heard_on_the_output(station, worker, capture, ton
 # --- crossfades ------------------------------------------------------------------------------------
 
 @pytest.fixture
-def recorded_worker(station, tmp_path):
+def recorded_worker(start_worker, tmp_path):
     """A worker whose output records what is heard (the air check), for playback.aircheck."""
     from playback.output import Recorder
 
-    station.queue_min_depth = 0
-    station.save()
-    events: queue.Queue = queue.Queue()
-    engine = Engine(OutputConfig("dummy"), events, audio_sink=PacedSink(Recorder(tmp_path / "heard", "kol")))
-    player = PlaybackWorker(station, engine, events, owner="test:1:xfade")
-    player.recover()
-    yield player
-    engine.release()
+    return start_worker(OutputConfig("dummy"), audio_sink=PacedSink(Recorder(tmp_path / "heard", "kol")),
+                        owner="test:1:xfade")
 
 
 def test_songs_crossfade_for_the_set_length_and_jingles_join_end_to_end(station, recorded_worker, tone,
